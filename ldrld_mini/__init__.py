@@ -1,0 +1,6 @@
+"""ldrld-mini: learn and reproduce LDRLD (Local Dense Logit Relations for Enhanced Knowledge Distillation).
+
+Importing the package is cheap and never touches the network; rooms are imported on use:
+`ldrld_mini.losses`, `ldrld_mini.models`, `ldrld_mini.data`, `ldrld_mini.recipes`, `ldrld_mini.train`.
+"""
+__version__ = "0.1.0"
