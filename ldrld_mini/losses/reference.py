@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -80,8 +81,7 @@ def ldrld_masked(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7, 
         outside = 1.0 - keep  # (B, C): 1 for the classes left out of the group
         log_p_s = torch.log_softmax(logits_student / temperature - 1000.0 * outside, dim=1)
         p_t = torch.softmax(teacher / temperature - 1000.0 * outside, dim=1)
-        log_p_t = torch.log_softmax(teacher / temperature - 1000.0 * outside, dim=1)
-        return (p_t * (log_p_t - log_p_s)).sum() / batch * temperature**2
+        return F.kl_div(log_p_s, p_t, reduction="sum") / batch * temperature**2
 
     local = logits_student.new_zeros(())
     for index, weight in zip(groups, weights):
