@@ -1,0 +1,541 @@
+"""`ldrld-mini` (also `python -m ldrld_mini`): train, distill, evaluate, check data, aggregate, reproduce, demo.
+
+Every subcommand has `--help`. A user mistake (unknown model, missing data or teacher checkpoint, bad
+override) prints one message to stderr and exits with status 2; `--debug` shows the traceback instead.
+Heavy imports (torch) happen inside the subcommands, so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "UsageError"]
+
+PROG = "ldrld-mini"
+DISTILL_METHODS = ("ldrld", "kd", "dkd")
+TABLE_METHODS = ("vanilla", "kd", "dkd", "ldrld")
+TABLES = ("cifar100", "tiny_imagenet", "imagenet", "synthetic")
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; reported in one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'the input is wrong', not 'the code is wrong' (no traceback without --debug)."""
+    errors: tuple[type[BaseException], ...] = (UsageError, ValueError, FileNotFoundError, FileExistsError,
+                                               NotADirectoryError, PermissionError)
+    try:  # unreadable / mismatching checkpoints and failed downloads are input problems too
+        from ldrld_mini.models import CheckpointError, TeacherDownloadError
+    except ImportError:
+        return errors
+    return errors + (CheckpointError, TeacherDownloadError)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# run folders and configs
+
+def default_run_dir(dataset: str, method: str, student: str, teacher: str | None, seed: int,
+                    runs_dir: str | Path = "runs") -> Path:
+    """`runs/<dataset>/<teacher>-<student>/<method>/seed<seed>` (vanilla: `runs/<dataset>/<student>/vanilla/...`)."""
+    pair = student if method == "vanilla" or not teacher else f"{teacher}-{student}"
+    return Path(runs_dir) / dataset / pair / method / f"seed{seed}"
+
+
+def _check_recipe(dataset: str) -> None:
+    """UsageError unless `dataset` has a recipe."""
+    from ldrld_mini.recipes import list_recipes
+
+    if dataset not in list_recipes():
+        raise UsageError(f"--recipe {dataset!r} has no recipe; use one of {list_recipes()}.")
+
+
+def _check_model(name: str, option: str) -> None:
+    """UsageError unless `name` is in the model zoo (the message lists the known names)."""
+    from ldrld_mini.models.registry import resolve_name
+
+    try:
+        resolve_name(name)
+    except ValueError as err:
+        raise UsageError(f"{option} {name!r}: {err}") from None
+
+
+def _config_from_args(args: argparse.Namespace, *, method: str, teacher: str | None, student: str):
+    """Resolve the recipe with the command line's overrides (`--seed`, `--data-root`, `--device` last)."""
+    from ldrld_mini.recipes import load_config
+
+    _check_recipe(args.recipe)
+    for name, option in ((teacher, "--teacher"), (student, "--model" if method == "vanilla" else "--student")):
+        if name is not None:
+            _check_model(name, option)
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.data_root is not None:
+        overrides.append(f"data.root={args.data_root}")
+    if args.device is not None:
+        overrides.append(f"train.device={args.device}")
+    if args.epochs is not None:
+        overrides.append(f"schedule.epochs={args.epochs}")
+    return load_config(args.recipe, teacher=teacher, student=student, method=method, overrides=overrides)
+
+
+def _names_run_folder(path: str | None) -> bool:
+    """True when a `model.teacher_checkpoint` names a run folder (no .pt/.pth/.tar suffix), not a file."""
+    return bool(path) and Path(path).suffix not in (".pt", ".pth", ".tar")
+
+
+def _check_teacher_checkpoint(cfg) -> None:
+    """Fail before any data is loaded when the teacher's checkpoint is not where the config says."""
+    from ldrld_mini.train import resolve_checkpoint
+
+    path = cfg.model.teacher_checkpoint
+    if cfg.dataset == "cifar100":
+        hint = f"`{PROG} teachers --fetch` downloads the CRD CIFAR teachers"
+    elif _names_run_folder(path):
+        hint = f"train it first: `{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir {path}`"
+    else:
+        hint = "put the teacher's weights there"
+    if not path:
+        raise UsageError(f"no teacher checkpoint for {cfg.model.teacher!r}: set model.teacher_checkpoint=PATH.")
+    try:
+        found = resolve_checkpoint(path)
+    except FileNotFoundError as err:
+        raise UsageError(f"{err} ({hint}).") from None
+    if not found.is_file():
+        raise UsageError(f"teacher checkpoint for {cfg.model.teacher!r} not found at {str(found)!r}: {hint}, "
+                         "or pass model.teacher_checkpoint=PATH (a .pth/.pt file or a run folder).")
+
+
+def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet: bool | None = None) -> dict:
+    """Fit one config into `run_dir` and print where it went and its best / last top-1."""
+    from ldrld_mini.train import fit
+
+    if cfg.method != "vanilla":
+        _check_teacher_checkpoint(cfg)
+    print(f"run folder: {run_dir}", flush=True)
+    summary = fit(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+    print(f"done: best top-1 {summary['best_top1']:.2f} (epoch {summary['best_epoch']}), "
+          f"last top-1 {summary['last_top1']:.2f} -> {run_dir}", flush=True)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------------------
+# subcommands
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model with plain cross-entropy (a teacher, or the vanilla student baseline)."""
+    cfg = _config_from_args(args, method="vanilla", teacher=None, student=args.model)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(
+        cfg.dataset, "vanilla", cfg.model.student, None, cfg.train.seed)
+    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Distil the teacher into the student with KD, DKD or LDRLD."""
+    cfg = _config_from_args(args, method=args.method, teacher=args.teacher, student=args.student)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(
+        cfg.dataset, cfg.method, cfg.model.student, cfg.model.teacher, cfg.train.seed)
+    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    return 0
+
+
+def _parse_options(items: Sequence[str], option: str) -> dict:
+    """`["num_classes=10", ...]` -> `{"num_classes": 10, ...}` (values parsed as YAML)."""
+    import yaml
+
+    options = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{option} {item!r} is not of the form key=value, e.g. {option} num_classes=10.")
+        key, value = item.split("=", 1)
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Top-1 / top-5 of a checkpoint on a dataset's validation split."""
+    import torch
+
+    from ldrld_mini.data import DATASETS, build_loaders
+    from ldrld_mini.models import build_model, evaluate, load_checkpoint
+    from ldrld_mini.train import resolve_checkpoint
+    from ldrld_mini.train.distributed import resolve_device
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"--dataset {args.dataset!r} is not a known dataset; use one of {sorted(DATASETS)}.")
+    _check_model(args.model, "--model")
+    options = _parse_options(args.data_option, "--data-option")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    if not checkpoint.is_file():
+        raise UsageError(f"--checkpoint {args.checkpoint!r} does not exist; pass a .pth/.pt file or a run folder.")
+    num_classes = args.num_classes or options.get("num_classes") or DATASETS[args.dataset].num_classes
+    model = build_model(args.model, num_classes=num_classes, dataset=args.dataset)
+    meta = load_checkpoint(model, checkpoint, strict=True, trust_pickle=args.trust_pickle)
+    device = resolve_device(args.device)
+    root = args.data_root or _default_data_root(args.dataset)
+    _, val_loader = build_loaders(args.dataset, root, batch_size=args.batch_size, device=device, **options)
+    with torch.inference_mode():
+        result = evaluate(model.to(device), val_loader, device, progress=None)
+    stored = next((f" (stored accuracy {float(meta[k]):.2f})" for k in ("accuracy", "best_acc") if k in meta), "")
+    print(f"{args.model} on {args.dataset} val ({result['n']} images): top-1 {result['top1']:.2f}  "
+          f"top-5 {result['top5']:.2f}{stored}")
+    return 0
+
+
+def _default_data_root(dataset: str) -> str | None:
+    """The recipe's `data.root` for `dataset` (None when it has no recipe or no root)."""
+    from ldrld_mini.recipes import list_recipes, load_recipe
+
+    if dataset not in list_recipes():
+        return None
+    return load_recipe(dataset)["defaults"]["data"].get("root")
+
+
+def cmd_prepare_data(args: argparse.Namespace) -> int:
+    """Check a dataset folder and say exactly what is missing; `--download` fetches CIFAR-100."""
+    from ldrld_mini.data import DATASETS, build_datasets, check_dataset
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"DATASET {args.dataset!r} is not a known dataset; use one of {sorted(DATASETS)}.")
+    root = args.root or _default_data_root(args.dataset)
+    if args.download:
+        if args.dataset != "cifar100":
+            raise UsageError(f"--download works for cifar100 only; {args.dataset} must be put under "
+                             f"{root} by hand (run without --download to see the expected layout).")
+        print(f"downloading CIFAR-100 into {root} ...", flush=True)
+        build_datasets("cifar100", root, download=True)
+    report = check_dataset(args.dataset, root)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_teachers(args: argparse.Namespace) -> int:
+    """List the teacher checkpoints the recipes need (and whether they are present); `--fetch` downloads."""
+    from ldrld_mini.models.teachers import fetch_teachers, format_teacher_table
+
+    if args.fetch:
+        fetch_teachers(args.root)
+    print(format_teacher_table(args.root))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """Aggregate run folders into Markdown tables (mean ± std over seeds, next to the paper's numbers)."""
+    from ldrld_mini.results import format_results
+
+    text = format_results(args.runs_dir)
+    print(text, end="")
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"\nwritten to {args.output}")
+    if args.plot:
+        _save_curves_plot(args.runs_dir, Path(args.plot))
+    return 0
+
+
+def _save_curves_plot(runs_dir: str | Path, path: Path) -> None:
+    """One PNG of val top-1 curves (mean over seeds), one line per dataset / pair / method."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ldrld_mini.results import epoch_curves, load_runs
+    from ldrld_mini.viz import plot_training_curves
+
+    curves = epoch_curves(load_runs(runs_dir), by=lambda r: f"{r.dataset} {r.key[1]}→{r.student} {r.method}")
+    fig = plot_training_curves(curves, title=f"val top-1, {runs_dir}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"plot written to {path}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reproduce
+
+def reproduce_plan(table: str, *, seeds: Sequence[int], methods: Sequence[str] = TABLE_METHODS,
+                   runs_dir: str | Path = "runs", overrides: Sequence[str] = ()) -> list[dict]:
+    """Every run of one paper table: teachers to train first, then pairs × methods × seeds.
+
+    Each item: {method, teacher, student, seed, run_dir}. Teachers appear (as vanilla runs of the teacher
+    model, seed of the recipe) only where the recipe points to a run folder rather than a checkpoint file;
+    vanilla students appear once per student.
+    """
+    from ldrld_mini.recipes import list_pairs, load_config
+
+    plan, seen = [], set()
+    distilling = any(m != "vanilla" for m in methods)
+    for teacher in dict.fromkeys(t for t, _ in list_pairs(table) if distilling):
+        folder = _teacher_run_folder(table, teacher, overrides)
+        if folder is not None:
+            seed = load_config(table, student=teacher, method="vanilla", overrides=overrides).train.seed
+            plan.append({"method": "vanilla", "teacher": None, "student": teacher, "seed": seed,
+                         "run_dir": folder, "role": "teacher"})
+    for teacher, student in list_pairs(table):
+        for method in methods:
+            for seed in seeds:
+                key = (None if method == "vanilla" else teacher, student, method, seed)
+                if key in seen:
+                    continue
+                seen.add(key)
+                plan.append({"method": method, "teacher": key[0], "student": student, "seed": seed,
+                             "run_dir": default_run_dir(table, method, student, key[0], seed, runs_dir),
+                             "role": "student"})
+    return plan
+
+
+def _teacher_run_folder(table: str, teacher: str, overrides: Sequence[str] = ()) -> Path | None:
+    """The run folder the recipe expects the teacher in, or None when it expects a checkpoint file."""
+    from ldrld_mini.recipes import load_config
+
+    path = load_config(table, teacher=teacher, method="kd", overrides=overrides).model.teacher_checkpoint
+    return Path(path) if _names_run_folder(path) else None
+
+
+def _command_line(table: str, item: dict, *, runs_dir: str, nproc: int, overrides: Sequence[str]) -> str:
+    """The shell command that runs one plan item (torchrun when `nproc` > 1)."""
+    launcher = [PROG] if nproc <= 1 else ["torchrun", f"--nproc_per_node={nproc}", "-m", "ldrld_mini"]
+    if item["method"] == "vanilla":
+        words = ["train", "--recipe", table, "--model", item["student"]]
+    else:
+        words = ["distill", "--recipe", table, "--teacher", item["teacher"], "--student", item["student"],
+                 "--method", item["method"]]
+    words += ["--seed", str(item["seed"])]
+    if item["role"] == "teacher" or str(runs_dir) != "runs":
+        words += ["--run-dir", str(item["run_dir"])]
+    return shlex.join(launcher + words + list(overrides))
+
+
+def _prerequisites(table: str, overrides: Sequence[str] = ()) -> list[str]:
+    """Comment lines: what must be in place before the table's commands can run (data, teacher files)."""
+    from ldrld_mini.recipes import list_pairs, load_config
+
+    lines = [f"# data: {PROG} prepare-data {table}" + (" --download" if table == "cifar100" else "")]
+    for teacher in dict.fromkeys(t for t, _ in list_pairs(table)):
+        if _teacher_run_folder(table, teacher, overrides) is None:
+            path = load_config(table, teacher=teacher, method="kd", overrides=overrides).model.teacher_checkpoint
+            state = "present" if Path(path).is_file() else "MISSING"
+            lines.append(f"# teacher {teacher}: {path} ({state})")
+    if table == "cifar100":
+        lines.append(f"# missing CIFAR-100 teachers: {PROG} teachers --fetch   (the CRD checkpoints)")
+    return lines
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Print (default) or run (`--run`) every command of one paper table."""
+    if args.table not in TABLES:
+        raise UsageError(f"TABLE {args.table!r} is not a paper table; use one of {list(TABLES)}.")
+    _collect_trailing_overrides(args)
+    plan = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
+                          overrides=args.overrides)
+    if not args.run:
+        seeds = " ".join(str(seed) for seed in args.seeds)
+        print(f"# {args.table}: {len(plan)} runs (pairs × methods {' '.join(args.methods)} × seeds {seeds})")
+        print("\n".join(_prerequisites(args.table, args.overrides)))
+        for item in plan:
+            print(_command_line(args.table, item, runs_dir=args.runs_dir, nproc=args.nproc,
+                                overrides=args.overrides))
+        print(f"# then: {PROG} results {args.runs_dir}/{args.table}")
+        return 0
+    return _run_plan(args, plan)
+
+
+def _collect_trailing_overrides(args: argparse.Namespace) -> None:
+    """Move KEY=VALUE words swallowed by `--seeds` / `--methods` to the overrides, then check both lists."""
+    for name in ("seeds", "methods"):
+        words = getattr(args, name)
+        args.overrides = list(args.overrides) + [w for w in words if "=" in w]
+        setattr(args, name, [w for w in words if "=" not in w])
+    bad = [s for s in args.seeds if not s.lstrip("-").isdigit()]
+    if bad or not args.seeds:
+        raise UsageError(f"--seeds {' '.join(bad)!r} must be integers, e.g. --seeds 0 1 2.")
+    args.seeds = [int(s) for s in args.seeds]
+    bad = [m for m in args.methods if m not in TABLE_METHODS]
+    if bad or not args.methods:
+        raise UsageError(f"--methods {' '.join(bad)!r}: use some of {' '.join(TABLE_METHODS)}.")
+
+
+def _run_plan(args: argparse.Namespace, plan: list[dict]) -> int:
+    """Run the plan in order: skip finished runs (summary.json), resume unfinished ones (last.pt)."""
+    from ldrld_mini.recipes import load_config
+
+    done = skipped = 0
+    for i, item in enumerate(plan, 1):
+        run_dir = Path(item["run_dir"])
+        who = f"teacher {item['student']}" if item["role"] == "teacher" else \
+            f"{item['method']} {item['teacher'] or ''} {item['student']}".replace("  ", " ")
+        tag = f"[{i}/{len(plan)}] {who} seed {item['seed']}"
+        if (run_dir / "summary.json").exists():
+            print(f"{tag}: finished, skipped ({run_dir})", flush=True)
+            skipped += 1
+            continue
+        state = "resuming" if (run_dir / "last.pt").exists() else "starting"
+        print(f"{tag}: {state}", flush=True)
+        overrides = list(args.overrides) + [f"train.seed={item['seed']}"]
+        cfg = load_config(args.table, teacher=item["teacher"], student=item["student"], method=item["method"],
+                          overrides=overrides)
+        _run_one(cfg, run_dir, resume=True, quiet=args.quiet)
+        done += 1
+    print(f"{done} runs trained, {skipped} already finished. Table: {PROG} results {args.runs_dir}/{args.table}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The offline CPU demo: teacher, then vanilla / KD / DKD / LDRLD students on the built-in data."""
+    import matplotlib
+    matplotlib.use("Agg")  # a script: write the PNG, never open a window
+
+    from ldrld_mini.demo import run_demo
+
+    run_demo(out_dir=args.out, quick=args.quick, threads=args.threads, retrain_teacher=args.retrain_teacher,
+             quiet=args.quiet)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# parser
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `distill`."""
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 0)")
+    p.add_argument("--run-dir", default=None,
+                   help="run folder (default: runs/<dataset>/<teacher>-<student>/<method>/seed<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue an unfinished run from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="delete the run folder's files and start again")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the recipe's data.root)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the recipe's, auto)")
+    p.add_argument("--epochs", type=int, default=None, help="shorthand for schedule.epochs=N")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress bars or per-epoch lines")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="recipe overrides, e.g. loss.alpha=8 optim.lr=0.1 data.batch_size=128 epochs=2")
+
+
+def _subparser(subs, name: str, handler: Callable, help_text: str, epilog: str) -> argparse.ArgumentParser:
+    """A subcommand parser with `--debug`, a description, examples and its handler."""
+    p = subs.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback on errors")
+    p.set_defaults(handler=handler)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `ldrld-mini` argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"Run `{PROG} COMMAND --help` for the options of a command.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = _subparser(subs, "train", cmd_train, "train a teacher or a vanilla student with cross-entropy",
+                   f"example:\n  {PROG} train --recipe cifar100 --model resnet8x4 --seed 0")
+    p.add_argument("--recipe", required=True, metavar="DATASET", help=f"one of {list(TABLES)}")
+    p.add_argument("--model", required=True, help="model zoo name, e.g. resnet32x4, wrn_40_2, resnet8")
+    _add_run_options(p)
+
+    p = _subparser(subs, "distill", cmd_distill, "distil a teacher into a student (LDRLD, KD or DKD)",
+                   f"example:\n  {PROG} distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 "
+                   "--method ldrld --seed 0 loss.alpha=10.5")
+    p.add_argument("--recipe", required=True, metavar="DATASET", help=f"one of {list(TABLES)}")
+    p.add_argument("--teacher", required=True, help="teacher model name, e.g. resnet32x4")
+    p.add_argument("--student", required=True, help="student model name, e.g. resnet8x4")
+    p.add_argument("--method", required=True, choices=DISTILL_METHODS, help="distillation loss")
+    _add_run_options(p)
+
+    p = _subparser(subs, "eval", cmd_eval, "top-1 / top-5 of a checkpoint on a validation set",
+                   f"example:\n  {PROG} eval --model resnet32x4 --dataset cifar100 --data-root data/cifar100 \\\n"
+                   "      --checkpoint data/teachers/cifar_teachers/resnet32x4_vanilla/ckpt_epoch_240.pth")
+    p.add_argument("--model", required=True, help="model zoo name")
+    p.add_argument("--checkpoint", required=True, help="a .pth/.pt file, or a run folder (its best.pt)")
+    p.add_argument("--dataset", default="cifar100", help="cifar100 | tiny_imagenet | imagenet | synthetic | digits")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the recipe's data.root)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--num-classes", type=int, default=None, help="default: the dataset's")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset keyword, e.g. num_classes=20 (synthetic); repeatable")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow checkpoints that need full unpickling (only for files you trust)")
+
+    p = _subparser(subs, "prepare-data", cmd_prepare_data,
+                   "check a dataset folder and report exactly what is missing",
+                   f"examples:\n  {PROG} prepare-data cifar100 --root data/cifar100 --download\n"
+                   f"  {PROG} prepare-data tiny_imagenet --root data/tiny_imagenet\n"
+                   "exit status: 0 ready, 1 not ready (the report says what is missing), 2 usage error")
+    p.add_argument("dataset", metavar="DATASET", help="cifar100 | tiny_imagenet | imagenet | synthetic | digits")
+    p.add_argument("--root", default=None, help="dataset folder (default: the recipe's data.root)")
+    p.add_argument("--download", action="store_true", help="download CIFAR-100 (needs network)")
+
+    p = _subparser(subs, "teachers", cmd_teachers, "list the teacher checkpoints (present or missing)",
+                   f"examples:\n  {PROG} teachers\n  {PROG} teachers --root data/teachers --fetch")
+    p.add_argument("--root", default=None, help="where teacher checkpoints live (default: data/teachers)")
+    p.add_argument("--fetch", action="store_true", help="download the missing CIFAR teachers (needs network)")
+
+    p = _subparser(subs, "results", cmd_results,
+                   "aggregate run folders: mean ± std over seeds of best and last top-1 vs the paper",
+                   f"example:\n  {PROG} results runs/cifar100 --output results.md --plot curves.png")
+    p.add_argument("runs_dir", metavar="RUNS_DIR", help="folder searched (recursively) for run folders")
+    p.add_argument("--output", default=None, help="also write the Markdown to this file")
+    p.add_argument("--plot", default=None, help="also write a PNG of the val top-1 curves")
+
+    p = _subparser(subs, "reproduce", cmd_reproduce,
+                   "print (or --run) every command of one paper table: pairs × methods × seeds",
+                   f"examples:\n  {PROG} reproduce cifar100 --seeds 0 1 2 > cifar100.sh\n"
+                   f"  {PROG} reproduce cifar100 --methods ldrld --seeds 0 --run\n"
+                   f"  {PROG} reproduce imagenet --nproc 8    (torchrun commands)")
+    p.add_argument("table", metavar="TABLE", help=f"one of {list(TABLES)}")
+    p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="SEED", help="seeds (default: 0 1 2)")
+    p.add_argument("--methods", nargs="+", default=list(TABLE_METHODS), metavar="METHOD",
+                   help="methods among vanilla kd dkd ldrld (default: all; vanilla = the student trained alone)")
+    p.add_argument("--runs-dir", default="runs", help="root of the run folders (default: runs)")
+    p.add_argument("--nproc", type=int, default=1, help="GPUs per run: print torchrun commands when > 1")
+    p.add_argument("--run", action="store_true",
+                   help="run the commands here, one after the other: finished runs are skipped, "
+                        "unfinished ones resumed")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress bars (with --run)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides added to every run")
+
+    p = _subparser(subs, "demo", cmd_demo,
+                   "a few-minute CPU demo on the built-in data: teacher, vanilla, KD, DKD, LDRLD",
+                   f"example:\n  {PROG} demo            (writes runs/demo/results.md and curves.png)\n"
+                   f"  {PROG} demo --quick    (seconds; a smoke test, numbers mean nothing)")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: finishes in seconds (for tests)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
+    p.add_argument("--retrain-teacher", action="store_true", help="ignore the cached teacher and train it again")
+    p.add_argument("--quiet", action="store_true", default=None, help="no per-epoch lines or progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `ldrld-mini`; returns the exit status (0 ok, 1 check failed, 2 usage error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        return int(args.handler(args) or 0)
+    except _user_errors() as err:
+        if args.debug:
+            raise
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        print("(run with --debug for the traceback)", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `ldrld-mini reproduce cifar100 | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted after {time.perf_counter() - start:.0f} s "
+              "(an unfinished run continues with --resume)", file=sys.stderr)
+        return 130

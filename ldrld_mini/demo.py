@@ -1,0 +1,164 @@
+"""The few-minute CPU demo (`ldrld-mini demo`, `make demo`): one teacher, four students, one table, one plot.
+
+On the built-in offline data (`synthetic` recipe) it trains a teacher (or reuses it from
+`<out>/teacher/`), then the same student with vanilla cross-entropy, KD, DKD and LDRLD on the same budget
+and seed, through the real engine (`train.fit`). It writes `<out>/results.md` and `<out>/curves.png`.
+One seed and a few epochs: it shows the pipeline working and the size of the effects at this budget,
+not the paper's numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DemoSettings", "DEMO", "QUICK", "run_demo", "demo_configs", "format_demo_table"]
+
+METHODS = ("vanilla", "kd", "dkd", "ldrld")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo: data, models, epoch budgets (tuned for 2 CPU cores, see the README)."""
+
+    num_classes: int
+    train_per_class: int
+    val_per_class: int
+    teacher: str
+    student: str
+    teacher_epochs: int
+    student_epochs: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+
+    def milestones(self, epochs: int) -> list[int]:
+        """The CRD shape squeezed into `epochs`: ×0.1 once, in the last quarter (none for < 4 epochs)."""
+        return [epochs - max(epochs // 4, 1)] if epochs >= 4 else []
+
+
+DEMO = DemoSettings(num_classes=20, train_per_class=100, val_per_class=40, teacher="resnet20",
+                    student="resnet8", teacher_epochs=12, student_epochs=8, batch_size=64, lr=0.05)
+QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, teacher="resnet8",
+                     student="resnet8", teacher_epochs=1, student_epochs=1, batch_size=32, lr=0.05)
+
+
+def _overrides(s: DemoSettings, epochs: int) -> list[str]:
+    """Recipe overrides shared by the teacher and the students."""
+    return [
+        f"data.options.num_classes={s.num_classes}", f"data.options.train_per_class={s.train_per_class}",
+        f"data.options.val_per_class={s.val_per_class}", f"data.batch_size={s.batch_size}",
+        f"optim.lr={s.lr}", f"schedule.epochs={epochs}", f"schedule.milestones={s.milestones(epochs)}",
+        f"train.seed={s.seed}", "train.device=cpu",
+    ]
+
+
+def demo_configs(settings: DemoSettings, teacher_dir: str | Path) -> dict:
+    """{'teacher': Config, 'vanilla': Config, 'kd': ..., 'dkd': ..., 'ldrld': ...} from the synthetic recipe."""
+    from ldrld_mini.recipes import load_config
+
+    s = settings
+    configs = {"teacher": load_config("synthetic", student=s.teacher, method="vanilla",
+                                      overrides=_overrides(s, s.teacher_epochs))}
+    for method in METHODS:
+        extra = [] if method == "vanilla" else [f"model.teacher_checkpoint={teacher_dir}"]
+        configs[method] = load_config("synthetic", teacher=None if method == "vanilla" else s.teacher,
+                                      student=s.student, method=method,
+                                      overrides=_overrides(s, s.student_epochs) + extra)
+    return configs
+
+
+def _cached(config, run_dir: Path) -> bool:
+    """True when `run_dir` holds a finished run of the same config (runtime-only keys aside)."""
+    from ldrld_mini.recipes import Config
+    from ldrld_mini.train.trainer import RUNTIME_KEYS, config_diff
+
+    if not (run_dir / "summary.json").exists() or not (run_dir / "config.yaml").exists():
+        return False
+    saved = Config.load_yaml(run_dir / "config.yaml").to_dict()
+    return not [k for k in config_diff(saved, config.to_dict()) if k not in RUNTIME_KEYS]
+
+
+def format_demo_table(rows: list[dict]) -> str:
+    """Markdown table: method, model, best / last val top-1 (%), wall time (s)."""
+    lines = ["| method | model | best top-1 | last top-1 | time (s) |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['model']} | {r['best_top1']:.2f} | {r['last_top1']:.2f} "
+                     f"| {r['time']} |")
+    return "\n".join(lines)
+
+
+def _fit_timed(config, run_dir: Path, *, overwrite: bool, quiet: bool) -> tuple[dict, float]:
+    """`fit` plus its wall time in seconds."""
+    from ldrld_mini.train import fit
+
+    start = time.perf_counter()
+    summary = fit(config, run_dir, resume=not overwrite, overwrite=overwrite, quiet=quiet)
+    return summary, time.perf_counter() - start
+
+
+def _save_plot(out_dir: Path, title: str) -> Path:
+    """`curves.png`: val top-1 per epoch, teacher dashed, one line per student method."""
+    import matplotlib.pyplot as plt
+
+    from ldrld_mini.results import epoch_curves, load_runs
+    from ldrld_mini.viz import plot_training_curves
+
+    runs = load_runs(out_dir)
+    curves = epoch_curves(runs, by=lambda r: "teacher" if r.path.name == "teacher" else r.method)
+    order = ["teacher", *METHODS]
+    fig = plot_training_curves({k: curves[k] for k in order if k in curves}, title=title)
+    path = out_dir / "curves.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads: int | None = 2,
+             retrain_teacher: bool = False, settings: DemoSettings | None = None, quiet: bool = True) -> dict:
+    """Run the demo; returns {'rows': [...], 'table': markdown, 'total_time': s, 'files': [...]}."""
+    import torch
+
+    start = time.perf_counter()
+    if threads:
+        torch.set_num_threads(threads)
+    s = settings or (QUICK if quick else DEMO)
+    out_dir = Path(out_dir)
+    teacher_dir = out_dir / "teacher"
+    configs = demo_configs(s, teacher_dir)
+    print(f"demo: {s.num_classes} classes x {s.train_per_class} train images (built-in synthetic data), "
+          f"teacher {s.teacher} {s.teacher_epochs} epochs, student {s.student} {s.student_epochs} epochs, "
+          f"{torch.get_num_threads()} CPU threads", flush=True)
+
+    rows = []
+    if not retrain_teacher and _cached(configs["teacher"], teacher_dir):
+        summary, took = _fit_timed(configs["teacher"], teacher_dir, overwrite=False, quiet=True)
+        print(f"teacher {s.teacher}: cached in {teacher_dir} (--retrain-teacher to train it again)", flush=True)
+        took_text = "cached"
+    else:
+        print(f"teacher {s.teacher}: training ...", flush=True)
+        summary, took = _fit_timed(configs["teacher"], teacher_dir, overwrite=True, quiet=quiet)
+        took_text = f"{took:.0f}"
+    rows.append({"method": "teacher", "model": s.teacher, "best_top1": summary["best_top1"],
+                 "last_top1": summary["last_top1"], "time": took_text})
+    print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}", flush=True)
+
+    for method in METHODS:
+        print(f"student {s.student} with {method}: training ...", flush=True)
+        summary, took = _fit_timed(configs[method], out_dir / method, overwrite=True, quiet=quiet)
+        rows.append({"method": method, "model": s.student, "best_top1": summary["best_top1"],
+                     "last_top1": summary["last_top1"], "time": f"{took:.0f}"})
+        print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}  ({took:.0f} s)", flush=True)
+
+    table = format_demo_table(rows)
+    total = time.perf_counter() - start
+    text = (f"# ldrld-mini demo\n\n{s.num_classes} classes of the built-in synthetic data, "
+            f"{s.train_per_class} train / {s.val_per_class} val images per class; one seed ({s.seed}); "
+            f"{torch.get_num_threads()} CPU threads; total {total:.0f} s.\n\n{table}\n\n"
+            f"Settings: {dataclasses.asdict(s)}\n")
+    (out_dir / "results.md").write_text(text)
+    plot = _save_plot(out_dir, f"{s.teacher} → {s.student}, synthetic data ({s.num_classes} classes)")
+    print("\n" + table + "\n")
+    print(f"total {total:.0f} s; wrote {out_dir / 'results.md'} and {plot}", flush=True)
+    return {"rows": rows, "table": table, "total_time": total, "files": [out_dir / "results.md", plot]}

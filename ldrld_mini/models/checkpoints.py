@@ -1,0 +1,163 @@
+"""Load any known checkpoint layout into a model, with errors that name the keys that do not fit.
+
+Known layouts: CRD/RepDistiller `{'model': state_dict, 'epoch', 'accuracy', 'optimizer'}`, `{'state_dict':
+...}`, a raw state dict, `module.` prefixes (DataParallel/DDP), `_orig_mod.` (torch.compile) and mdistiller's
+distiller checkpoints whose keys start with `module.student.` (the teacher's keys are dropped).
+"""
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .features import unwrap
+
+STATE_DICT_KEYS = ("model", "state_dict", "model_state_dict", "student")
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+SHOW = 10  # keys listed per kind of mismatch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read or does not fit the model."""
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """The file pickles Python objects that `torch.load(weights_only=True)` refuses to run."""
+
+
+@dataclass
+class LayoutDiff:
+    """Keys of the model missing from the checkpoint, unexpected keys, and keys whose shapes differ."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    wrong_shape: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (key, checkpoint, model)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.wrong_shape)
+
+
+def read_checkpoint(path: str | Path, *, trust_pickle: bool = False, map_location="cpu"):
+    """torch.load with weights_only=True; weights_only=False only with trust_pickle=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (looked in {str(path.resolve())!r})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
+    except pickle.UnpicklingError as err:
+        if trust_pickle:
+            raise CheckpointError(f"cannot unpickle {str(path)!r}: {err}") from err
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" (it contains {found.group(1)})" if found else ""
+        raise UntrustedCheckpointError(
+            f"{str(path)!r} pickles Python objects besides tensors{what}, so torch.load(weights_only=True) "
+            "refused it. Unpickling such a file can run arbitrary code. If you trust the file (e.g. you "
+            "downloaded an official CRD/mdistiller teacher yourself), load it with "
+            "load_checkpoint(model, path, trust_pickle=True)."
+        ) from err
+    except (RuntimeError, EOFError) as err:
+        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch checkpoint (truncated download?): "
+                              f"{err}") from err
+
+
+def split_checkpoint(obj) -> tuple[dict[str, Tensor], dict]:
+    """Loaded object -> (state dict, metadata of scalars such as epoch, accuracy, best_acc)."""
+    if isinstance(obj, nn.Module):
+        return obj.state_dict(), {}
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint holds a {type(obj).__name__}; expected a dict or a state dict")
+    if obj and all(isinstance(v, Tensor) for v in obj.values()):
+        return dict(obj), {}
+    for key in STATE_DICT_KEYS:
+        value = obj.get(key)
+        if isinstance(value, nn.Module):
+            value = value.state_dict()
+        if isinstance(value, Mapping) and value and all(isinstance(v, Tensor) for v in value.values()):
+            return dict(value), scalar_metadata(obj)
+    raise CheckpointError(f"no state dict found in the checkpoint; its top-level keys are {sorted(map(str, obj))}, "
+                          f"expected one of {list(STATE_DICT_KEYS)} or a raw state dict")
+
+
+def scalar_metadata(obj: Mapping) -> dict:
+    """The plain numbers and strings of a checkpoint dict (0-dim tensors become Python numbers)."""
+    meta = {}
+    for key, value in obj.items():
+        if isinstance(value, Tensor) and value.numel() == 1:
+            meta[key] = value.item()
+        elif isinstance(value, (int, float, str, bool)):
+            meta[key] = value
+    return meta
+
+
+def strip_wrappers(state_dict: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
+    """Remove `module.` / `_orig_mod.` prefixes; keep only `student.*` of an mdistiller distiller."""
+    if set(state_dict) <= model_keys:
+        return state_dict
+    for _ in range(3):  # prefixes can nest, e.g. module.student.module.
+        for prefix in WRAPPER_PREFIXES:
+            state_dict = {k.removeprefix(prefix): v for k, v in state_dict.items()}
+        student = {k.removeprefix("student."): v for k, v in state_dict.items() if k.startswith("student.")}
+        if student and not any(k.startswith("student.") for k in model_keys):
+            state_dict = student
+    return state_dict
+
+
+def diff_layouts(model_state: Mapping[str, Tensor], state_dict: Mapping[str, Tensor]) -> LayoutDiff:
+    """Compare key sets and shapes; BatchNorm `num_batches_tracked` may be absent (older PyTorch)."""
+    diff = LayoutDiff()
+    diff.missing = [k for k in model_state if k not in state_dict and not k.endswith("num_batches_tracked")]
+    diff.unexpected = [k for k in state_dict if k not in model_state]
+    diff.wrong_shape = [(k, tuple(v.shape), tuple(model_state[k].shape)) for k, v in state_dict.items()
+                        if k in model_state and v.shape != model_state[k].shape]
+    return diff
+
+
+def describe_diff(diff: LayoutDiff, path: str | Path, model: nn.Module) -> str:
+    """Readable message: first SHOW keys of each kind, with counts."""
+
+    def listing(items: list[str]) -> str:
+        more = f", ... ({len(items) - SHOW} more)" if len(items) > SHOW else ""
+        return ", ".join(items[:SHOW]) + more
+
+    lines = [f"checkpoint {str(path)!r} does not fit {type(model).__name__}:"]
+    if diff.missing:
+        lines.append(f"  missing from the checkpoint ({len(diff.missing)}): {listing(diff.missing)}")
+    if diff.unexpected:
+        lines.append(f"  unexpected in the checkpoint ({len(diff.unexpected)}): {listing(diff.unexpected)}")
+    if diff.wrong_shape:
+        shapes = [f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in diff.wrong_shape]
+        lines.append(f"  wrong shape ({len(diff.wrong_shape)}): {listing(shapes)}")
+    lines.append("Check the model name and num_classes (see list_models()); strict=False loads only the "
+                 "tensors that fit.")
+    return "\n".join(lines)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, trust_pickle: bool = False,
+                    map_location="cpu") -> dict:
+    """Load the weights in `path` into `model` (any known layout); return the file's metadata.
+
+    Metadata: the scalars stored next to the weights (e.g. {'epoch': 240, 'accuracy': 79.42}).
+    strict=True raises CheckpointError naming missing, unexpected and wrongly shaped keys;
+    strict=False loads the tensors that fit and warns about the rest.
+    """
+    target = unwrap(model)
+    state_dict, metadata = split_checkpoint(read_checkpoint(path, trust_pickle=trust_pickle,
+                                                            map_location=map_location))
+    model_state = target.state_dict()
+    state_dict = strip_wrappers(state_dict, set(model_state))
+    diff = diff_layouts(model_state, state_dict)
+    if not diff.ok:
+        if strict:
+            raise CheckpointError(describe_diff(diff, path, target))
+        warnings.warn(describe_diff(diff, path, target), stacklevel=2)
+        bad = {k for k, _, _ in diff.wrong_shape} | set(diff.unexpected)
+        state_dict = {k: v for k, v in state_dict.items() if k not in bad}
+    target.load_state_dict(state_dict, strict=strict)
+    return metadata

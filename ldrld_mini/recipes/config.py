@@ -1,0 +1,167 @@
+"""The resolved configuration of one run: a frozen tree of dataclasses that round-trips through YAML."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
+    "METHODS", "AMP_MODES",
+]
+
+METHODS = ("vanilla", "kd", "dkd", "ldrld")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data lives and how it is batched; `options` go to the dataset builder as keywords."""
+
+    root: str | None = None
+    batch_size: int = 64  # total over all ranks; each rank gets batch_size // world_size
+    val_batch_size: int | None = None  # None: same as batch_size
+    num_workers: int = 0
+    gpu_resident: bool = False
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Teacher and student names (model zoo names) and the teacher's weights (file or run folder)."""
+
+    student: str = "resnet8"
+    teacher: str | None = None
+    teacher_checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD hyper-parameters (the only optimiser of the CRD protocol)."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Epoch budget and lr schedule: linear warm-up, then x gamma at each milestone (see train/schedule.py)."""
+
+    epochs: int = 240
+    milestones: tuple = (150, 180, 210)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    legacy_warmup: bool = False  # True: the public LDRLD code's warm-up that never restores the base lr
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Engine switches: seeding, determinism, mixed precision, memory format, compile, logging cadence."""
+
+    seed: int = 0
+    deterministic: bool = False
+    amp: str = "none"  # none | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    log_every: int = 100  # steps between progress-bar refreshes of the running loss
+    eval_every: int = 1  # epochs between validations (the last epoch is always evaluated)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    tensorboard: bool = False  # also log to run_dir/tb when tensorboard is installed
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
+            "schedule": ScheduleConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one run needs; `loss` holds the keyword options of `losses.build_loss(method, ...)`."""
+
+    name: str
+    dataset: str
+    method: str = "ldrld"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: dict = field(default_factory=dict)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        validate(self)
+
+    def to_dict(self) -> dict:
+        """A plain nested dict (lists, not tuples) ready for YAML or JSON."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """Build from a nested dict as written by `to_dict`; unknown keys raise a ValueError."""
+        d = dict(d)
+        _check_keys("config", d, [f.name for f in dataclasses.fields(cls)])
+        for section, klass in SECTIONS.items():
+            sub = dict(d.get(section) or {})
+            _check_keys(section, sub, [f.name for f in dataclasses.fields(klass)])
+            if "milestones" in sub:
+                sub["milestones"] = tuple(sub["milestones"] or ())
+            if "options" in sub:
+                sub["options"] = dict(sub["options"] or {})
+            d[section] = klass(**sub)
+        d["loss"] = dict(d.get("loss") or {})
+        return cls(**d)
+
+    def save_yaml(self, path) -> Path:
+        """Write the resolved config as YAML; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+    @classmethod
+    def load_yaml(cls, path) -> "Config":
+        """Read a config written by `save_yaml` (e.g. a run folder's config.yaml)."""
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+
+
+def _plain(x: Any) -> Any:
+    """Tuples -> lists, recursively (YAML-safe)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _check_keys(where: str, d: dict, valid) -> None:
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys are {sorted(valid)}.")
+
+
+def validate(cfg: Config) -> None:
+    """Raise a ValueError naming the field when a value cannot work."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"method={cfg.method!r} is not supported; use one of {list(METHODS)}.")
+    if cfg.train.amp not in AMP_MODES:
+        raise ValueError(f"train.amp={cfg.train.amp!r} is not supported; use one of {list(AMP_MODES)}.")
+    s = cfg.schedule
+    if not (isinstance(s.epochs, int) and s.epochs >= 1):
+        raise ValueError(f"schedule.epochs={s.epochs!r} must be an integer >= 1.")
+    if list(s.milestones) != sorted(s.milestones) or any(not isinstance(m, int) for m in s.milestones):
+        raise ValueError(f"schedule.milestones={list(s.milestones)} must be increasing integers (epochs).")
+    if not (isinstance(s.warmup_epochs, int) and s.warmup_epochs >= 0):
+        raise ValueError(f"schedule.warmup_epochs={s.warmup_epochs!r} must be an integer >= 0 (0: no warm-up).")
+    if not cfg.optim.lr > 0:
+        raise ValueError(f"optim.lr={cfg.optim.lr!r} must be > 0.")
+    if not (isinstance(cfg.data.batch_size, int) and cfg.data.batch_size >= 1):
+        raise ValueError(f"data.batch_size={cfg.data.batch_size!r} must be an integer >= 1.")
+    if cfg.method != "vanilla" and not cfg.model.teacher:
+        raise ValueError(f"method={cfg.method!r} needs a teacher; set model.teacher (or use method='vanilla').")
+    for name in ("log_every", "eval_every"):
+        if getattr(cfg.train, name) < 1:
+            raise ValueError(f"train.{name}={getattr(cfg.train, name)!r} must be >= 1.")

@@ -1,0 +1,330 @@
+"""Run folders → tables: mean ± std over seeds of best and last top-1, beside the paper's numbers.
+
+Reads only what DESIGN.md promises a run folder holds: `config.yaml` (the resolved config),
+`metrics.jsonl` (one JSON object per epoch) and `summary.json` (written when the run finishes).
+A run without `summary.json` is *unfinished*: it is listed on its own, never averaged.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+__all__ = [
+    "Run", "Group", "load_run", "load_runs", "group_runs", "results_table", "unfinished_table",
+    "format_results", "epoch_curves", "mean_std", "VAL_TOP1_KEYS",
+]
+
+GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
+
+# names the engine may give the per-epoch validation top-1 (first match wins)
+VAL_TOP1_KEYS = ("val_top1", "val_acc1", "val_acc", "top1", "acc1")
+BEST_KEYS = ("best_top1", "best_val_top1", "best_acc1", "best_acc")
+LAST_KEYS = ("last_top1", "last_val_top1", "last_acc1", "final_top1")
+VANILLA = "vanilla"
+
+
+@dataclass
+class Run:
+    """One run folder: its identity (dataset, teacher, student, method, seed), metrics and summary."""
+
+    path: Path
+    dataset: str
+    teacher: str | None  # None for a vanilla (teacher-free) run
+    student: str
+    method: str
+    seed: int
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]]  # one dict per epoch, in file order
+    summary: dict[str, Any] | None  # None while the run is unfinished
+
+    @property
+    def finished(self) -> bool:
+        """True when the run wrote its `summary.json`."""
+        return self.summary is not None
+
+    @property
+    def key(self) -> GroupKey:
+        """What seeds are averaged over: (dataset, teacher or '-', student, method)."""
+        return (self.dataset, self.teacher or "-", self.student, self.method)
+
+    @property
+    def epochs_done(self) -> int:
+        """Number of epochs logged in `metrics.jsonl`."""
+        return len(self.metrics)
+
+    @property
+    def epochs_planned(self) -> int | None:
+        """Total epochs of the recipe (from the config), when known."""
+        value = find_key(self.config, ("schedule.epochs", "epochs"))
+        return int(value) if value is not None else None
+
+    @property
+    def curve(self) -> tuple[list[int], list[float]]:
+        """(epochs, val top-1 per epoch) read from `metrics.jsonl`."""
+        epochs, values = [], []
+        for i, row in enumerate(self.metrics):
+            value = find_key(row, VAL_TOP1_KEYS, nested=False)
+            if value is not None:
+                epochs.append(int(row.get("epoch", i + 1)))
+                values.append(float(value))
+        return epochs, values
+
+    @property
+    def best_top1(self) -> float | None:
+        """Best val top-1: from the summary when finished, else the best logged so far."""
+        value = find_key(self.summary or {}, BEST_KEYS, nested=False)
+        if value is not None:
+            return float(value)
+        values = self.curve[1]
+        return max(values) if values else None
+
+    @property
+    def last_top1(self) -> float | None:
+        """Val top-1 of the last epoch: from the summary when finished, else the last logged."""
+        value = find_key(self.summary or {}, LAST_KEYS, nested=False)
+        if value is not None:
+            return float(value)
+        values = self.curve[1]
+        return values[-1] if values else None
+
+
+def find_key(mapping: dict[str, Any], names: Iterable[str], *, nested: bool = True) -> Any:
+    """The value of the first of `names` (plain or dotted, e.g. "model.student") found in `mapping`.
+
+    With `nested`, a plain name is also looked for in the sub-dicts (e.g. "seed" finds "train.seed").
+    """
+    names = tuple(names)
+    for name in names:
+        node: Any = mapping
+        for part in name.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and not isinstance(node, dict):
+            return node
+    if nested:
+        for value in mapping.values():
+            if isinstance(value, dict):
+                found = find_key(value, [n for n in names if "." not in n], nested=True)
+                if found is not None:
+                    return found
+    return None
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read one run folder (`config.yaml` required; `metrics.jsonl`, `summary.json` optional)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no config.yaml; is it a run folder?")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    method = str(find_key(config, ("method",)) or VANILLA)
+    teacher = find_key(config, ("model.teacher", "teacher"), nested=False)
+    return Run(
+        path=run_dir,
+        dataset=str(find_key(config, ("dataset",)) or "?"),
+        teacher=None if method in (VANILLA, "ce") or not teacher else str(teacher),
+        student=str(find_key(config, ("model.student", "student"), nested=False) or "?"),
+        method=VANILLA if method == "ce" else method,
+        seed=int(find_key(config, ("train.seed", "seed")) or 0),
+        config=config,
+        metrics=_read_metrics(run_dir / "metrics.jsonl"),
+        summary=summary,
+    )
+
+
+def load_runs(runs_dir: str | Path) -> list[Run]:
+    """Every run folder (a folder holding `config.yaml`) under `runs_dir`, sorted by path."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs_dir={str(runs_dir)!r} is not a folder; pass the folder that holds your runs")
+    return [load_run(p.parent) for p in sorted(runs_dir.rglob("config.yaml"))]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
+    if not values:
+        return math.nan, math.nan
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), std
+
+
+@dataclass
+class Group:
+    """The finished seeds of one (dataset, teacher, student, method)."""
+
+    key: GroupKey
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        """Seeds of the runs in the group, sorted."""
+        return sorted(r.seed for r in self.runs)
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """(mean, std) over seeds of the best-epoch top-1."""
+        return mean_std([r.best_top1 for r in self.runs if r.best_top1 is not None])
+
+    @property
+    def last(self) -> tuple[float, float]:
+        """(mean, std) over seeds of the last-epoch top-1."""
+        return mean_std([r.last_top1 for r in self.runs if r.last_top1 is not None])
+
+
+def group_runs(runs: Iterable[Run]) -> dict[GroupKey, Group]:
+    """Finished runs grouped by (dataset, teacher, student, method); unfinished runs are left out."""
+    groups: dict[GroupKey, Group] = {}
+    for run in runs:
+        if run.finished:
+            groups.setdefault(run.key, Group(run.key)).runs.append(run)
+    return groups
+
+
+PaperLookup = Callable[[str, str | None, str, str], float | None]
+
+
+def paper_number(dataset: str, teacher: str | None, student: str, method: str) -> float | None:
+    """The paper's top-1 for this row (from `ldrld_mini.recipes.published`), or None if unknown.
+
+    A vanilla run gets the published accuracy of that model as a student (or else as a teacher).
+    """
+    from ldrld_mini import recipes
+
+    if dataset not in recipes.list_recipes():
+        return None
+    if method != VANILLA:
+        value = recipes.published(dataset, teacher, student).get(method)
+        return None if value is None else float(value)
+    pairs = recipes.list_pairs(dataset)
+    as_student = [recipes.published(dataset, t, s)["student"] for t, s in pairs if s == student]
+    as_teacher = [recipes.published(dataset, t, s)["teacher"] for t, s in pairs if t == student]
+    known = [v for v in as_student + as_teacher if v is not None]
+    return float(known[0]) if known else None
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    """'72.31 ± 0.18' (or '72.31' for one seed)."""
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.2f}" if n == 1 else f"{mean:.2f} ± {std:.2f}"
+
+
+def _fmt_diff(ours: float, paper: float | None) -> str:
+    """Signed difference ours − paper, or '–'."""
+    if paper is None or math.isnan(ours):
+        return "–"
+    return f"{ours - paper:+.2f}"
+
+
+def results_table(runs: Iterable[Run], *, paper: PaperLookup | None = paper_number) -> str:
+    """Markdown table, one row per (dataset, teacher, student, method): best/last top-1 over seeds vs paper."""
+    groups = group_runs(runs)
+    lines = [
+        "| dataset | teacher → student | method | seeds | best top-1 | last top-1 | paper | Δ best | Δ last |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(groups, key=_row_order):
+        group = groups[key]
+        dataset, teacher, student, method = key
+        n = len(group.runs)
+        (best_m, best_s), (last_m, last_s) = group.best, group.last
+        published = paper(dataset, None if teacher == "-" else teacher, student, method) if paper else None
+        pair = student if teacher == "-" else f"{teacher} → {student}"
+        lines.append(
+            f"| {dataset} | {pair} | {method} | {n} | {_fmt(best_m, best_s, n)} | {_fmt(last_m, last_s, n)} "
+            f"| {'–' if published is None else f'{published:.2f}'} "
+            f"| {_fmt_diff(best_m, published)} | {_fmt_diff(last_m, published)} |"
+        )
+    return "\n".join(lines)
+
+
+METHOD_ORDER = {VANILLA: 0, "kd": 1, "dkd": 2, "ldrld": 3}
+
+
+def _row_order(key: GroupKey) -> tuple:
+    """Sort rows by dataset, pair, then vanilla, KD, DKD, LDRLD, others."""
+    dataset, teacher, student, method = key
+    return (dataset, teacher, student, METHOD_ORDER.get(method, 9), method)
+
+
+def unfinished_table(runs: Iterable[Run]) -> str:
+    """Markdown list of runs without `summary.json`: path, epochs done/planned, best so far. '' if none."""
+    rows = [r for r in runs if not r.finished]
+    if not rows:
+        return ""
+    lines = [
+        "| unfinished run | method | seed | epochs | best so far | last |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        planned = r.epochs_planned
+        done = f"{r.epochs_done}/{planned}" if planned else str(r.epochs_done)
+        best = "–" if r.best_top1 is None else f"{r.best_top1:.2f}"
+        last = "–" if r.last_top1 is None else f"{r.last_top1:.2f}"
+        lines.append(f"| {r.path} | {r.method} | {r.seed} | {done} | {best} | {last} |")
+    return "\n".join(lines)
+
+
+def format_results(runs_dir: str | Path, *, paper: PaperLookup | None = paper_number) -> str:
+    """The whole report for `runs_dir`: one Markdown table per dataset, then the unfinished runs."""
+    runs = load_runs(runs_dir)
+    if not runs:
+        return f"No run folders (with config.yaml) under {runs_dir}."
+    parts = []
+    for dataset in sorted({r.dataset for r in runs}):
+        of_dataset = [r for r in runs if r.dataset == dataset]
+        if any(r.finished for r in of_dataset):
+            parts.append(f"## {dataset}\n\n" + results_table(of_dataset, paper=paper))
+    unfinished = unfinished_table(runs)
+    if unfinished:
+        parts.append("## Unfinished runs (not averaged)\n\n" + unfinished)
+    return "\n\n".join(parts) + "\n"
+
+
+@dataclass
+class Curve:
+    """Mean and std over seeds of val top-1, per epoch (epochs where every seed has a value)."""
+
+    epochs: list[int]
+    mean: list[float]
+    std: list[float]
+    num_runs: int
+
+
+def epoch_curves(runs: Iterable[Run], *, by: Callable[[Run], str] = lambda r: r.method,
+                 include_unfinished: bool = False) -> dict[str, Curve]:
+    """Per-epoch val top-1 curves for plots, averaged over the runs sharing `by(run)` (default: method)."""
+    buckets: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.finished or include_unfinished:
+            buckets.setdefault(by(run), []).append(run)
+    curves = {}
+    for label, members in buckets.items():
+        per_run = [dict(zip(*r.curve)) for r in members]
+        common = sorted(set.intersection(*(set(c) for c in per_run))) if per_run else []
+        stats = [mean_std([c[e] for c in per_run]) for e in common]
+        curves[label] = Curve(common, [m for m, _ in stats], [s for _, s in stats], len(members))
+    return curves

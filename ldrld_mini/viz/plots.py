@@ -1,0 +1,80 @@
+"""Pure plotting functions: each takes data and returns a matplotlib Figure (never shows it)."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+__all__ = ["plot_training_curves", "plot_run_curves", "plot_method_bars"]
+
+# training curves -------------------------------------------------------------------------------
+
+METHOD_COLORS = {"teacher": "black", "vanilla": "tab:gray", "kd": "tab:blue", "dkd": "tab:orange",
+                 "ldrld": "tab:red"}
+
+
+def _new_axes(figsize: tuple[float, float]):
+    """A pyplot-managed Figure and one Axes (so a notebook's `plt.show()` shows it; scripts close it)."""
+    return plt.subplots(figsize=figsize, layout="constrained")
+
+
+def plot_training_curves(curves: Mapping[str, object], *, title: str = "validation top-1",
+                         ylabel: str = "val top-1 (%)", figsize: tuple[float, float] = (6.0, 4.0)) -> Figure:
+    """Val top-1 vs epoch, one line per label; `curves[label]` has `.epochs`, `.mean`, `.std` (lists).
+
+    A band of ± std is drawn where a curve averages more than one run (see `results.epoch_curves`).
+    """
+    fig, ax = _new_axes(figsize)
+    for label, curve in curves.items():
+        color = METHOD_COLORS.get(str(label).lower())
+        style = "--" if str(label).lower() == "teacher" else "-"
+        ax.plot(curve.epochs, curve.mean, style, color=color, label=str(label), linewidth=1.6)
+        if getattr(curve, "num_runs", 1) > 1:
+            low = [m - s for m, s in zip(curve.mean, curve.std)]
+            high = [m + s for m, s in zip(curve.mean, curve.std)]
+            ax.fill_between(curve.epochs, low, high, color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(loc="lower right")
+    return fig
+
+
+def plot_run_curves(runs: Sequence[object], *, title: str = "validation top-1 per run",
+                    figsize: tuple[float, float] = (6.0, 4.0)) -> Figure:
+    """Val top-1 vs epoch for each run (`results.Run`), coloured by method, one line per seed."""
+    fig, ax = _new_axes(figsize)
+    labelled: set[str] = set()
+    for run in runs:
+        epochs, values = run.curve
+        method = run.method
+        ax.plot(epochs, values, color=METHOD_COLORS.get(method), linewidth=1.2, alpha=0.8,
+                label=None if method in labelled else method)
+        labelled.add(method)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if labelled:
+        ax.legend(loc="lower right")
+    return fig
+
+
+def plot_method_bars(values: Mapping[str, float], *, reference: float | None = None,
+                     reference_label: str = "teacher", title: str = "best val top-1",
+                     figsize: tuple[float, float] = (5.0, 3.5)) -> Figure:
+    """Bar chart of one number per method (e.g. best top-1), with an optional dashed reference line."""
+    fig, ax = _new_axes(figsize)
+    labels = list(values)
+    bars = ax.bar(labels, [values[k] for k in labels],
+                  color=[METHOD_COLORS.get(k.lower(), "tab:green") for k in labels])
+    ax.bar_label(bars, fmt="%.1f", padding=2)
+    if reference is not None:
+        ax.axhline(reference, linestyle="--", color="black", linewidth=1.0, label=reference_label)
+        ax.legend(loc="lower right")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(title)
+    return fig

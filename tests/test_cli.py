@@ -1,0 +1,202 @@
+"""The `ldrld-mini` command line: help, user errors (exit 2, no traceback), results, reproduce, teachers,
+prepare-data, eval, and the demo end to end (quick sizes)."""
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ldrld_mini.cli import build_parser, default_run_dir, main, reproduce_plan
+from ldrld_mini.recipes import list_pairs
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_results import write_run  # noqa: E402  (hand-made run folders)
+
+SUBCOMMANDS = ["train", "distill", "eval", "prepare-data", "teachers", "results", "reproduce", "demo"]
+TINY_SYNTHETIC = ["data.options.num_classes=10", "data.options.train_per_class=4", "data.options.val_per_class=2",
+                  "data.batch_size=20", "schedule.epochs=1", "schedule.milestones=[]", "train.device=cpu"]
+
+
+def run_main(capsys, *argv):
+    """(exit status, stdout, stderr) of `ldrld-mini argv...` run in this process."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse: --help (0) and malformed command lines (2)
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_of_every_subcommand(capsys, command):
+    code, out, _ = run_main(capsys, command, "--help")
+    assert code == 0
+    assert f"usage: ldrld-mini {command}" in out and "--debug" in out
+    assert "example" in out
+
+
+def test_module_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "ldrld_mini", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for command in SUBCOMMANDS:
+        assert command in out
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    code, _, err = run_main(capsys)
+    assert code == 2 and "COMMAND" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["distill", "--recipe", "cifar100", "--teacher", "resnet_nope", "--student", "resnet8x4", "--method", "kd"],
+     "'resnet_nope'"),
+    (["train", "--recipe", "mnist", "--model", "resnet8"], "--recipe 'mnist' has no recipe"),
+    (["train", "--recipe", "synthetic", "--model", "resnet8", "schedule.epochs=abc"], "schedule.epochs"),
+    (["train", "--recipe", "synthetic", "--model", "resnet8", "loss.nope=1"], "unknown override key 'loss.nope'"),
+    (["train", "--recipe", "synthetic", "--model", "resnet8", "alpha"], "key=value"),
+    (["eval", "--model", "resnet8", "--checkpoint", "no/such/file.pth", "--dataset", "synthetic"], "no/such/file.pth"),
+    (["reproduce", "mnist"], "TABLE 'mnist'"),
+    (["prepare-data", "mnist"], "DATASET 'mnist'"),
+])
+def test_user_mistakes_exit_2_with_one_message(capsys, argv, message):
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert err.startswith("ldrld-mini")
+
+
+def test_missing_teacher_checkpoint_is_reported_before_training(capsys, tmp_path):
+    argv = ["distill", "--recipe", "cifar100", "--teacher", "resnet32x4", "--student", "resnet8x4",
+            "--method", "ldrld", "--run-dir", str(tmp_path / "run"), f"model.teacher_checkpoint={tmp_path}/t.pth"]
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and "teacher checkpoint" in err and "t.pth" in err and "teachers --fetch" in err
+    assert not (tmp_path / "run").exists()  # failed early: no run folder, no data loaded
+
+
+def test_missing_data_exits_2_and_debug_shows_traceback(capsys, tmp_path):
+    argv = ["train", "--recipe", "cifar100", "--model", "resnet8", "--run-dir", str(tmp_path / "run"),
+            "--data-root", str(tmp_path / "empty"), "--device", "cpu", "epochs=1"]
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and "cifar100" in err and "empty" in err and "Traceback" not in err
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", *argv])
+
+
+def test_results_command_on_hand_made_runs(capsys, tmp_path):
+    root = tmp_path / "runs"
+    best = {0: 76.0, 1: 77.0, 2: 77.6}
+    for seed, b in best.items():
+        write_run(default_run_dir("cifar100", "ldrld", "resnet8x4", "resnet32x4", seed, root), seed=seed,
+                  curve=(60.0, b, b - 0.5))
+    write_run(default_run_dir("cifar100", "dkd", "resnet8x4", "resnet32x4", 0, root), method="dkd",
+              curve=(60.0,), finished=False)
+    code, out, _ = run_main(capsys, "results", str(root), "--output", str(tmp_path / "r.md"),
+                            "--plot", str(tmp_path / "c.png"))
+    assert code == 0
+    mean, sd = statistics.fmean(best.values()), statistics.stdev(best.values())
+    row = next(line for line in out.splitlines() if "| ldrld |" in line)
+    assert f"| 3 | {mean:.2f} ± {sd:.2f} |" in row and "77.20" in row and f"{mean - 77.20:+.2f}" in row
+    assert "Unfinished runs" in out and "| dkd |" not in out.split("Unfinished")[0]
+    assert (tmp_path / "r.md").read_text().startswith("## cifar100")
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_results_on_missing_folder_exits_2(capsys, tmp_path):
+    code, _, err = run_main(capsys, "results", str(tmp_path / "nowhere"))
+    assert code == 2 and "nowhere" in err
+
+
+def test_reproduce_cifar100_prints_every_command(capsys):
+    code, out, _ = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "1", "2", "loss.alpha=9")
+    assert code == 0
+    commands = [line for line in out.splitlines() if line and not line.startswith("#")]
+    pairs = list_pairs("cifar100")
+    students = {s for _, s in pairs}
+    assert len(commands) == 3 * (3 * len(pairs) + len(students))  # seeds × (KD/DKD/LDRLD per pair + vanilla per student)
+    assert ("ldrld-mini distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 --method ldrld "
+            "--seed 2 loss.alpha=9") in commands
+    assert "ldrld-mini train --recipe cifar100 --model resnet8x4 --seed 0 loss.alpha=9" in commands
+    assert all(c.endswith("loss.alpha=9") for c in commands)  # overrides after --seeds are not seeds
+
+
+def test_reproduce_imagenet_torchrun_and_plan():
+    plan = reproduce_plan("imagenet", seeds=[0], methods=["ldrld"])
+    assert [(p["teacher"], p["student"]) for p in plan] == list_pairs("imagenet")
+    assert plan[0]["run_dir"] == Path("runs/imagenet/resnet34-resnet18/ldrld/seed0")
+
+
+def test_reproduce_run_skips_finished_and_resumes(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the synthetic recipe's teacher folders are relative to the working dir
+    argv = ["reproduce", "synthetic", "--methods", "vanilla", "--seeds", "0", "--run", "--quiet", *TINY_SYNTHETIC]
+    code, out, err = run_main(capsys, *argv)
+    assert code == 0, err
+    plan = reproduce_plan("synthetic", seeds=[0], methods=["vanilla"])
+    assert all((tmp_path / p["run_dir"] / "summary.json").exists() for p in plan)
+    unfinished = tmp_path / plan[-1]["run_dir"]
+    (unfinished / "summary.json").unlink()
+    code, out, _ = run_main(capsys, *argv)
+    assert code == 0
+    assert out.count("finished, skipped") == len(plan) - 1 and "resuming" in out
+    assert (unfinished / "summary.json").exists()
+
+
+def test_teachers_lists_six(capsys, tmp_path):
+    code, out, _ = run_main(capsys, "teachers", "--root", str(tmp_path))
+    assert code == 0
+    for name in ("resnet56", "resnet110", "resnet32x4", "wrn_40_2", "vgg13", "ResNet50"):
+        assert re.search(rf"^{name}\s", out, flags=re.M)
+    assert out.count(str(tmp_path)) == 6
+
+
+def test_prepare_data_reports_what_is_missing(capsys, tmp_path):
+    code, out, _ = run_main(capsys, "prepare-data", "cifar100", "--root", str(tmp_path / "cifar"))
+    assert code == 1
+    assert "NOT READY" in out and str(tmp_path / "cifar") in out
+    assert "--download" in run_main(capsys, "prepare-data", "--help")[1]
+    code, out, _ = run_main(capsys, "prepare-data", "synthetic")
+    assert code == 0 and "OK" in out
+
+
+def test_eval_of_a_saved_checkpoint(capsys, tmp_path):
+    import torch
+
+    from ldrld_mini.data import build_loaders
+    from ldrld_mini.models import build_model, evaluate
+
+    torch.manual_seed(0)
+    model = build_model("resnet8", num_classes=10)
+    torch.save({"model": model.state_dict(), "epoch": 1, "accuracy": 12.5}, tmp_path / "ckpt.pth")
+    options = {"num_classes": 10, "train_per_class": 1, "val_per_class": 3}
+    code, out, err = run_main(capsys, "eval", "--model", "resnet8", "--checkpoint", str(tmp_path / "ckpt.pth"),
+                              "--dataset", "synthetic", "--device", "cpu",
+                              *[f"--data-option={k}={v}" for k, v in options.items()])
+    assert code == 0, err
+    _, val = build_loaders("synthetic", batch_size=256, **options)
+    expected = evaluate(model, val, "cpu")
+    assert f"(30 images): top-1 {expected['top1']:.2f}  top-5 {expected['top5']:.2f}" in out
+    assert "stored accuracy 12.50" in out
+
+
+def test_eval_wrong_model_for_checkpoint_exits_2(capsys, tmp_path):
+    import torch
+
+    from ldrld_mini.models import build_model
+
+    torch.save({"model": build_model("resnet8", num_classes=10).state_dict()}, tmp_path / "ckpt.pth")
+    code, _, err = run_main(capsys, "eval", "--model", "resnet14", "--checkpoint", str(tmp_path / "ckpt.pth"),
+                            "--dataset", "synthetic", "--device", "cpu", "--data-option", "num_classes=10")
+    assert code == 2 and "Traceback" not in err and "ckpt.pth" in err
+
+
+def test_demo_quick_end_to_end(capsys, tmp_path):
+    code, out, err = run_main(capsys, "demo", "--quick", "--quiet", "--out", str(tmp_path / "demo"))
+    assert code == 0, err
+    results = (tmp_path / "demo" / "results.md").read_text()
+    for method in ("teacher", "vanilla", "kd", "dkd", "ldrld"):
+        assert f"| {method} |" in results and f"| {method} |" in out
+    assert (tmp_path / "demo" / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "demo" / "teacher" / "best.pt").exists()
+    code, out, _ = run_main(capsys, "demo", "--quick", "--quiet", "--out", str(tmp_path / "demo"))
+    assert code == 0 and "cached" in out  # the teacher is reused

@@ -1,0 +1,109 @@
+"""DDP on CPU (gloo, 2 processes): it trains, only rank 0 writes, and it matches one process of the same
+total batch.
+
+BatchNorm normalises with per-rank batch statistics, so a DDP run of a BatchNorm network is *not* the
+single-process run of the same total batch. The exact comparison therefore uses a BatchNorm-free student
+(passed to `fit` as a module); the zoo's resnet8 run checks that ranks stay in sync. Both use the
+GPU-resident loader on CPU, whose shuffle and augmentation depend only on (seed, epoch), so the two ranks'
+shards of a step together are exactly the single process's batch.
+"""
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from ldrld_mini.models import build_model
+from ldrld_mini.recipes import load_config
+from ldrld_mini.train import fit
+
+OVERRIDES = ["data.options.num_classes=10", "data.options.train_per_class=8", "data.options.val_per_class=4",
+             "batch_size=16", "data.val_batch_size=40", "train.device=cpu", "data.gpu_resident=true",
+             "epochs=2", "milestones=[]"]
+
+
+class NoBatchNormNet(nn.Module):
+    """A small conv net without BatchNorm: (B, 3, 32, 32) -> (B, classes)."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        features = torch.relu(self.conv(x)).mean(dim=(2, 3))  # (B, 8)
+        return self.head(features)
+
+
+def make_student(kind):
+    torch.manual_seed(0)
+    return NoBatchNormNet() if kind == "plain" else build_model("resnet8", num_classes=10)
+
+
+def make_teacher():
+    torch.manual_seed(1)
+    return NoBatchNormNet()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, run_dir, kind, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    student = make_student(kind)
+    cfg = load_config("synthetic", teacher="resnet14", student="resnet8", method="ldrld", overrides=OVERRIDES)
+    summary = fit(cfg, run_dir, quiet=True, student=student, teacher=make_teacher())
+    torch.save({"model": student.state_dict(), "summary": summary}, os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+def _spawn(tmp_path, kind):
+    out = tmp_path / kind
+    out.mkdir()
+    mp.spawn(_worker, args=(2, _free_port(), str(out / "run"), kind, str(out)), nprocs=2, join=True)
+    return out, [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+
+def _single(tmp_path, kind):
+    student = make_student(kind)
+    cfg = load_config("synthetic", teacher="resnet14", student="resnet8", method="ldrld", overrides=OVERRIDES)
+    summary = fit(cfg, tmp_path / f"single_{kind}", quiet=True, student=student, teacher=make_teacher())
+    return student.state_dict(), summary
+
+
+@pytest.fixture(autouse=True)
+def _no_torchrun_env(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_ddp_matches_single_process_of_the_same_total_batch(tmp_path):
+    out, ranks = _spawn(tmp_path, "plain")
+    single_state, single_summary = _single(tmp_path, "plain")
+    for key, value in single_state.items():
+        torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-4, atol=1e-5)
+        assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key])
+    ddp_rows = [json.loads(x) for x in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    single_rows = [json.loads(x) for x in (tmp_path / "single_plain" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in ddp_rows] == [1, 2]  # rank 0 alone wrote the file
+    for a, b in zip(ddp_rows, single_rows):  # metrics averaged over ranks = the single process's
+        for key in ("train_total", "train_ce", "train_ldrld", "train_rntk", "val_top1", "val_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-4), key
+    assert ranks[0]["summary"]["world_size"] == 2 and single_summary["world_size"] == 1
+
+
+def test_ddp_with_batchnorm_keeps_ranks_in_sync(tmp_path):
+    out, ranks = _spawn(tmp_path, "resnet8")
+    names = sorted(p.name for p in (out / "run").iterdir())
+    assert names == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "metrics.jsonl", "summary.json"]
+    params = dict(build_model("resnet8", num_classes=10).named_parameters())
+    for key in params:  # DDP keeps parameters identical across ranks
+        assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
+    assert ranks[0]["summary"] == ranks[1]["summary"]

@@ -1,0 +1,167 @@
+"""The engine on tiny built-in data: run-folder contract, distillation, exact resume, guards, legacy switches."""
+import json
+import math
+
+import pytest
+import torch
+
+from ldrld_mini.models import build_model, load_checkpoint
+from ldrld_mini.recipes import Config, load_config
+from ldrld_mini.train import fit
+
+TINY = ["data.options.num_classes=10", "data.options.train_per_class=8", "data.options.val_per_class=4",
+        "batch_size=16", "data.val_batch_size=40", "train.device=cpu", "train.deterministic=true"]
+NON_TIMING = ("epoch", "lr", "train_total", "train_top1", "val_top1", "val_top5", "val_loss", "best_acc")
+
+
+def tiny_config(method="ldrld", epochs=2, extra=(), **kw):
+    overrides = [*TINY, f"epochs={epochs}", "milestones=[]", *extra]
+    return load_config("synthetic", teacher="resnet8", student="resnet8", method=method,
+                       overrides=overrides, **kw)
+
+
+def state_of(run_dir, name="last.pt"):
+    return torch.load(run_dir / name, map_location="cpu", weights_only=True)["model"]
+
+
+def metrics_of(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    """A vanilla resnet8 'teacher' trained for 2 epochs (the synthetic recipe's teacher workflow)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "teacher"
+    cfg = load_config("synthetic", student="resnet8", method="vanilla",
+                      overrides=[*TINY, "epochs=2", "milestones=[]"])
+    summary = fit(cfg, run_dir, quiet=True)
+    return run_dir, summary
+
+
+def test_vanilla_run_folder_contract(teacher_run):
+    run_dir, summary = teacher_run
+    for name in ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob("*.tmp"))
+    rows = metrics_of(run_dir)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("lr", "train_total", "train_ce", "train_top1", "val_top1", "val_top5", "val_loss",
+                "epoch_time", "images_per_s"):
+        assert key in rows[0], key
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    assert summary["best_acc"] == max(r["val_top1"] for r in rows)
+    assert summary["last_acc"] == rows[-1]["val_top1"] and summary["epochs"] == 2
+    assert summary["best_epoch"] in (1, 2) and summary["wall_time_s"] > 0
+    cfg = Config.load_yaml(run_dir / "config.yaml")
+    assert cfg.method == "vanilla" and cfg.model.student == "resnet8"
+    model = build_model("resnet8", num_classes=10)
+    load_checkpoint(model, run_dir / "best.pt")  # best.pt has the CRD layout, loads strictly
+
+
+def test_distillation_logs_every_loss_part(teacher_run, tmp_path):
+    teacher_dir, _ = teacher_run
+    cfg = tiny_config("ldrld", extra=[f"model.teacher_checkpoint={teacher_dir}"])
+    summary = fit(cfg, tmp_path / "ldrld", quiet=True)
+    row = metrics_of(tmp_path / "ldrld")[0]
+    for part in ("train_total", "train_ce", "train_ldrld", "train_rntk"):
+        assert math.isfinite(row[part]), part
+    assert math.isclose(row["train_total"], row["train_ce"] + 10.5 * row["train_ldrld"] + 7.0 * row["train_rntk"],
+                        rel_tol=1e-4)
+    assert summary["teacher_top1"] is not None and summary["method"] == "ldrld"
+
+
+def test_dkd_receives_the_epoch(teacher_run, tmp_path):
+    teacher_dir, _ = teacher_run
+    cfg = tiny_config("dkd", extra=[f"model.teacher_checkpoint={teacher_dir}", "loss.warmup=2"])
+    fit(cfg, tmp_path / "dkd", quiet=True)
+    first, second = metrics_of(tmp_path / "dkd")
+    for row, ramp in ((first, 0.5), (second, 1.0)):  # min(epoch / warmup, 1)
+        kd = 1.0 * row["train_tckd"] + 8.0 * row["train_nckd"]
+        assert math.isclose(row["train_total"], row["train_ce"] + ramp * kd, rel_tol=1e-4), row
+
+
+class _Stop(RuntimeError):
+    pass
+
+
+def _stop_after(epoch):
+    def hook(record):
+        if record["epoch"] == epoch:
+            raise _Stop(f"killed after epoch {epoch}")
+    return hook
+
+
+@pytest.mark.parametrize("gpu_resident", [False, True], ids=["dataloader", "device_loader"])
+def test_resume_equals_uninterrupted(teacher_run, tmp_path, gpu_resident):
+    teacher_dir, _ = teacher_run
+    cfg = tiny_config("ldrld", epochs=4, extra=[f"model.teacher_checkpoint={teacher_dir}", "milestones=[3]",
+                                                f"data.gpu_resident={str(gpu_resident).lower()}"])
+    straight = fit(cfg, tmp_path / "straight", quiet=True)
+    with pytest.raises(_Stop):
+        fit(cfg, tmp_path / "resumed", quiet=True, on_epoch_end=_stop_after(2))
+    assert not (tmp_path / "resumed" / "summary.json").exists()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        fit(cfg, tmp_path / "resumed", quiet=True)
+    resumed = fit(cfg, tmp_path / "resumed", resume=True, quiet=True)
+    a, b = state_of(tmp_path / "straight"), state_of(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    strip = lambda rows: [{k: r[k] for k in NON_TIMING} for r in rows]  # noqa: E731
+    assert strip(metrics_of(tmp_path / "straight")) == strip(metrics_of(tmp_path / "resumed"))
+    assert straight["best_acc"] == resumed["best_acc"] and straight["last_acc"] == resumed["last_acc"]
+
+
+def test_run_folder_guards(teacher_run, tmp_path):
+    teacher_dir, _ = teacher_run
+    cfg = tiny_config("kd", epochs=1, extra=[f"model.teacher_checkpoint={teacher_dir}"])
+    run_dir = tmp_path / "kd"
+    first = fit(cfg, run_dir, quiet=True)
+    with pytest.raises(FileExistsError, match="finished"):
+        fit(cfg, run_dir, quiet=True)
+    assert fit(cfg, run_dir, resume=True, quiet=True) == first  # nothing left to do
+    changed = tiny_config("kd", epochs=1, extra=[f"model.teacher_checkpoint={teacher_dir}", "loss.kd_weight=0.5",
+                                                 "lr=0.1"])
+    with pytest.raises(ValueError, match=r"loss\.kd_weight.*optim\.lr|optim\.lr.*loss\.kd_weight"):
+        fit(changed, run_dir, resume=True, quiet=True)
+    again = fit(changed, run_dir, overwrite=True, quiet=True)
+    assert again["epochs"] == 1 and len(metrics_of(run_dir)) == 1
+    assert Config.load_yaml(run_dir / "config.yaml").loss["kd_weight"] == 0.5
+
+
+def test_missing_teacher_says_where_to_put_it(tmp_path):
+    cfg = tiny_config("ldrld", extra=[f"model.teacher_checkpoint={tmp_path / 'nowhere.pth'}"])
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.pth.*model\.teacher_checkpoint"):
+        fit(cfg, tmp_path / "run", quiet=True)
+
+
+def test_legacy_double_weight_scales_the_whole_loss(teacher_run, tmp_path):
+    """With ce_weight w, plain SGD (no momentum, no weight decay) on w * L equals lr * w on L."""
+    teacher_dir, _ = teacher_run
+    common = [f"model.teacher_checkpoint={teacher_dir}", "optim.momentum=0.0", "optim.weight_decay=0.0",
+              "loss.ce_weight=0.5"]
+    legacy = tiny_config("ldrld", epochs=1, extra=[*common, "loss.legacy_double_weight=true", "lr=0.04"])
+    scaled_lr = tiny_config("ldrld", epochs=1, extra=[*common, "lr=0.02"])
+    fit(legacy, tmp_path / "legacy", quiet=True)
+    fit(scaled_lr, tmp_path / "scaled", quiet=True)
+    a, b = state_of(tmp_path / "legacy"), state_of(tmp_path / "scaled")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_autocast_and_channels_last_train(teacher_run, tmp_path, capsys):
+    teacher_dir, _ = teacher_run
+    cfg = tiny_config("ldrld", epochs=1, extra=[f"model.teacher_checkpoint={teacher_dir}", "train.amp=bf16",
+                                                "train.channels_last=true", "train.deterministic=false"])
+    summary = fit(cfg, tmp_path / "bf16", quiet=True)
+    assert math.isfinite(metrics_of(tmp_path / "bf16")[0]["train_total"]) and summary["last_acc"] is not None
+    assert capsys.readouterr().err == ""  # quiet: no progress bars
+
+
+def test_teacher_module_and_eval_every(tmp_path):
+    teacher = build_model("resnet8", num_classes=10)
+    cfg = tiny_config("kd", epochs=2, extra=["train.eval_every=2"])
+    fit(cfg, tmp_path / "kd", quiet=True, teacher=teacher)
+    rows = metrics_of(tmp_path / "kd")
+    assert "val_top1" not in rows[0] and "val_top1" in rows[1]
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
