@@ -13,6 +13,7 @@ import socket
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
@@ -23,6 +24,8 @@ from ldrld_mini.train import fit
 OVERRIDES = ["data.options.num_classes=10", "data.options.train_per_class=8", "data.options.val_per_class=4",
              "batch_size=16", "data.val_batch_size=40", "train.device=cpu", "data.gpu_resident=true",
              "epochs=2", "milestones=[]"]
+KINDS = ("plain", "resnet8")
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 class NoBatchNormNet(nn.Module):
@@ -54,43 +57,57 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, run_dir, kind, out_dir):
+def _worker(rank, world, port, out_dir):
+    """One rank: join the group (fit reuses it), run the BatchNorm-free and the resnet8 student, save both."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    student = make_student(kind)
-    cfg = load_config("synthetic", teacher="resnet14", student="resnet8", method="ldrld", overrides=OVERRIDES)
-    summary = fit(cfg, run_dir, quiet=True, student=student, teacher=make_teacher())
-    torch.save({"model": student.state_dict(), "summary": summary}, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    cfg = load_config("synthetic", teacher="resnet8", student="resnet8", method="ldrld", overrides=OVERRIDES)
+    for kind in KINDS:
+        student = make_student(kind)
+        summary = fit(cfg, os.path.join(out_dir, kind), quiet=True, student=student, teacher=make_teacher())
+        torch.save({"model": student.state_dict(), "summary": summary},
+                   os.path.join(out_dir, f"{kind}_rank{rank}.pt"))
+    dist.destroy_process_group()
 
 
-def _spawn(tmp_path, kind):
-    out = tmp_path / kind
-    out.mkdir()
-    mp.spawn(_worker, args=(2, _free_port(), str(out / "run"), kind, str(out)), nprocs=2, join=True)
-    return out, [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+@pytest.fixture(scope="module")
+def ddp_out(tmp_path_factory):
+    """Both students trained by 2 gloo processes (one spawn for the whole module)."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = {k: os.environ.pop(k) for k in TORCHRUN_VARS if k in os.environ}
+    try:
+        mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    finally:
+        os.environ.update(env)
+    return out
+
+
+def _ranks(out, kind):
+    return [torch.load(out / f"{kind}_rank{r}.pt", weights_only=True) for r in range(2)]
 
 
 def _single(tmp_path, kind):
     student = make_student(kind)
-    cfg = load_config("synthetic", teacher="resnet14", student="resnet8", method="ldrld", overrides=OVERRIDES)
+    cfg = load_config("synthetic", teacher="resnet8", student="resnet8", method="ldrld", overrides=OVERRIDES)
     summary = fit(cfg, tmp_path / f"single_{kind}", quiet=True, student=student, teacher=make_teacher())
     return student.state_dict(), summary
 
 
 @pytest.fixture(autouse=True)
 def _no_torchrun_env(monkeypatch):
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+    for key in TORCHRUN_VARS:
         monkeypatch.delenv(key, raising=False)
 
 
-def test_ddp_matches_single_process_of_the_same_total_batch(tmp_path):
-    out, ranks = _spawn(tmp_path, "plain")
+def test_ddp_matches_single_process_of_the_same_total_batch(ddp_out, tmp_path):
+    ranks = _ranks(ddp_out, "plain")
     single_state, single_summary = _single(tmp_path, "plain")
     for key, value in single_state.items():
         torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-4, atol=1e-5)
         assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key])
-    ddp_rows = [json.loads(x) for x in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    ddp_rows = [json.loads(x) for x in (ddp_out / "plain" / "metrics.jsonl").read_text().splitlines()]
     single_rows = [json.loads(x) for x in (tmp_path / "single_plain" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in ddp_rows] == [1, 2]  # rank 0 alone wrote the file
     for a, b in zip(ddp_rows, single_rows):  # metrics averaged over ranks = the single process's
@@ -99,9 +116,9 @@ def test_ddp_matches_single_process_of_the_same_total_batch(tmp_path):
     assert ranks[0]["summary"]["world_size"] == 2 and single_summary["world_size"] == 1
 
 
-def test_ddp_with_batchnorm_keeps_ranks_in_sync(tmp_path):
-    out, ranks = _spawn(tmp_path, "resnet8")
-    names = sorted(p.name for p in (out / "run").iterdir())
+def test_ddp_with_batchnorm_keeps_ranks_in_sync(ddp_out):
+    ranks = _ranks(ddp_out, "resnet8")
+    names = sorted(p.name for p in (ddp_out / "resnet8").iterdir())
     assert names == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "metrics.jsonl", "summary.json"]
     params = dict(build_model("resnet8", num_classes=10).named_parameters())
     for key in params:  # DDP keeps parameters identical across ranks

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import tarfile
 from pathlib import Path
 
@@ -63,18 +64,22 @@ def no_downloads(monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
 
 
-def params_m(name: str, num_classes: int | None = None) -> float:
-    """Parameter count in millions, built on the meta device (no memory, no init cost)."""
+@functools.lru_cache(maxsize=None)
+def meta_model(name: str) -> nn.Module:
+    """The model at its dataset's default class count, on the meta device (no memory, cheap init)."""
     with torch.device("meta"):
-        model = build_model(name, num_classes)
-    return round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
+        return build_model(name)
+
+
+def params_m(name: str) -> float:
+    """Parameter count in millions, rounded to 2 decimals."""
+    return round(sum(p.numel() for p in meta_model(name).parameters()) / 1e6, 2)
 
 
 def input_side(name: str, dataset: str) -> int:
-    """Image side for a fast forward pass: 32 (CIFAR), 64 (Tiny-ImageNet, most ImageNet), 224 (two)."""
-    if dataset == "imagenet":
-        return 224 if name in ("resnet18", "mobilenet_v1") else 64
-    return {"cifar": 32, "tiny_imagenet": 64}[dataset]
+    """Image side for a fast forward pass: the dataset's own, smaller for the largest ImageNet/CIFAR nets."""
+    sides = {"mobilenet_v1": 224, "ResNet101": 16, "ResNet152": 16, "resnet101": 32, "resnet152": 32}
+    return sides.get(name, {"cifar": 32, "tiny_imagenet": 64, "imagenet": 64}[dataset])
 
 
 # --- sizes and layout -------------------------------------------------------------------------------------
@@ -97,8 +102,7 @@ def test_list_models_reports_measured_parameter_counts():
 @pytest.mark.parametrize("name", ZOO_KEYS)
 def test_state_dict_keys_follow_the_zoo_order(name):
     count, first, middle, last = ZOO_KEYS[name]
-    with torch.device("meta"):
-        keys = list(build_model(name).state_dict())
+    keys = list(meta_model(name).state_dict())
     assert len(keys) == count
     assert keys[:len(first)] == first
     assert keys[-len(last):] == last
@@ -110,8 +114,7 @@ def test_teacher_head_shapes_match_the_zoo():
               "vgg13": ("classifier.weight", (100, 512)), "ResNet50": ("linear.weight", (100, 2048)),
               "resnet110": ("fc.weight", (100, 64))}
     for name, (key, shape) in shapes.items():
-        with torch.device("meta"):
-            assert tuple(build_model(name).state_dict()[key].shape) == shape, name
+        assert tuple(meta_model(name).state_dict()[key].shape) == shape, name
 
 
 @pytest.mark.parametrize("info", list_models(), ids=lambda info: info.name)
@@ -135,8 +138,8 @@ def test_tiny_imagenet_models_run_at_64_with_200_classes():
     assert isinstance(build_model("ShuffleV2", dataset="tiny_imagenet").linear, nn.Linear)
     assert build_model("ResNet18", dataset="tiny_imagenet").linear.out_features == 200
     vgg = build_model("vgg8", num_classes=3).eval()  # the zoo pools after block3 only at 64x64
-    assert extract_features(vgg, x)["stage4"].shape[-1] == 2
-    assert extract_features(vgg, x[:, :, :32, :32])["stage4"].shape[-1] == 4
+    assert [f.shape[-1] for f in extract_features(vgg, x).values() if f.ndim == 4] == [64, 32, 16, 8, 4]
+    assert [f.shape[-1] for f in extract_features(vgg, x[..., :32, :32]).values() if f.ndim == 4] == [32, 16, 8, 4, 4]
 
 
 def test_unknown_name_suggests_the_closest():

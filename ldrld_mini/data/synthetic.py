@@ -125,17 +125,17 @@ def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, n_super:
     along = (x * torch.cos(angle)[:, None, None] + y * torch.sin(angle)[:, None, None]) * (size / 2)  # pixels
     stripes = 0.5 + 0.5 * torch.cos(2 * math.pi * along / period[:, None, None] + phase[:, None, None])
 
-    hue = (sup.double() / n_super + 0.03 * _normal(p[:, 8:11])) % 1.0
-    fg = _hsv_to_rgb(hue, 0.55 + 0.4 * p[:, 11], 0.65 + 0.35 * p[:, 12])  # (n, 3)
-    bg = (0.15 + 0.6 * p[:, 13])[:, None] + 0.12 * (p[:, 14:17] - 0.5)  # (n, 3) greyish, tinted
-    contrast = (0.35 + 0.35 * p[:, 17])[:, None, None, None]
-    shape_rgb = fg[:, None, None, :] * (1 - contrast + contrast * stripes[..., None])  # (n, H, W, 3)
+    hue = (sup.double() / n_super + 0.015 * _normal(p[:, 8:11])) % 1.0
+    fg = _hsv_to_rgb(hue, 0.7 + 0.3 * p[:, 11], 0.6 + 0.3 * p[:, 12])  # (n, 3)
+    bg = (0.1 + 0.35 * p[:, 13])[:, None] + 0.1 * (p[:, 14:17] - 0.5)  # (n, 3) dark grey, tinted
+    lift = (0.3 + 0.3 * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) towards white
+    shape_rgb = fg[:, None, None, :] * (1 - lift) + lift  # (n, H, W, 3) light stripes on the shape colour
     img = inside[..., None] * shape_rgb + (1 - inside[..., None]) * bg[:, None, None, :]
     return img + noise
 
 
 def generate_synthetic(num_classes: int = 100, per_class: int = 100, *, seed: int = 0, split: str = "train",
-                       image_size: int = 32, noise: float = 0.12) -> tuple[np.ndarray, np.ndarray]:
+                       image_size: int = 32, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, H, W, 3) and labels int64 (N,), N = num_classes * per_class, sorted by class.
 
     Deterministic: the same arguments give the same bytes on any machine (a CPU torch.Generator, float64

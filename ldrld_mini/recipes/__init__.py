@@ -21,7 +21,7 @@ from .config import AMP_MODES, METHODS, Config, DataConfig, ModelConfig, OptimCo
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
     "METHODS", "AMP_MODES", "RECIPES", "load_config", "load_recipe", "list_pairs", "list_recipes",
-    "published", "apply_overrides", "parse_override", "recipe_path",
+    "published", "apply_overrides", "parse_override", "recipe_path", "ENGINE_LOSS_KEYS", "default_name",
 ]
 
 RECIPES = ("cifar100", "tiny_imagenet", "imagenet", "synthetic")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..recipes import Config
+from ..recipes import ENGINE_LOSS_KEYS, Config
 from .distributed import DistContext, barrier, broadcast_buffers, cleanup, init_from_env, wrap_ddp
 from .logging import MetricsWriter, Printer, progress_enabled, truncate_metrics
 from .loop import evaluate, make_scaler, train_one_epoch
@@ -35,7 +35,6 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt"
 # keys that may differ on resume: where things live and how the run is observed, not what it computes
 RUNTIME_KEYS = ("data.root", "data.num_workers", "model.teacher_checkpoint", "train.log_every",
                 "train.device", "train.compile", "name")
-ENGINE_LOSS_KEYS = ("legacy_double_weight",)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -126,8 +125,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 def _missing_teacher(cfg: Config, path) -> FileNotFoundError:
     hint = {
-        "cifar100": "Download the CRD teachers (mdistiller's cifar_teachers.tar, or RepDistiller's "
-                    "fetch_pretrained_teachers.sh) and put the file there",
+        "cifar100": "Download the CRD teachers (ldrld_mini.models.fetch_teachers(), or by hand: mdistiller's "
+                    "cifar_teachers.tar / RepDistiller's fetch_pretrained_teachers.sh) and put the file there",
         "imagenet": "Save torchvision's IMAGENET1K_V1 state dict there (V2 weights would inflate results)",
         "synthetic": "Train the teacher first: load_config('synthetic', student=<teacher>, method='vanilla'), "
                      "fit it into a run folder and pass that folder",
@@ -138,6 +137,18 @@ def _missing_teacher(cfg: Config, path) -> FileNotFoundError:
     )
 
 
+def _published_teacher(cfg: Config) -> Path | None:
+    """For CIFAR-100: the CRD teacher file where `ldrld_mini.models.teacher_path` (honouring
+    $LDRLD_TEACHERS) expects it, when it exists there."""
+    if cfg.dataset != "cifar100":
+        return None
+    from ..models import TEACHERS, teacher_path
+    if cfg.model.teacher not in TEACHERS:
+        return None
+    path = teacher_path(cfg.model.teacher)
+    return path if path.is_file() else None
+
+
 def load_teacher(cfg: Config, num_classes: int, device: torch.device) -> nn.Module:
     """Build the teacher named in the config, load its checkpoint (strict), eval mode, frozen."""
     from ..models import build_model, load_checkpoint
@@ -146,8 +157,10 @@ def load_teacher(cfg: Config, num_classes: int, device: torch.device) -> nn.Modu
         raise _missing_teacher(cfg, "<model.teacher_checkpoint is empty>")
     path = resolve_checkpoint(cfg.model.teacher_checkpoint)
     if not path.is_file():
+        path = _published_teacher(cfg) or path
+    if not path.is_file():
         raise _missing_teacher(cfg, path)
-    teacher = build_model(cfg.model.teacher, num_classes=num_classes)
+    teacher = build_model(cfg.model.teacher, num_classes=num_classes, dataset=cfg.dataset)
     load_checkpoint(teacher, path, strict=True)
     return freeze(teacher.to(device))
 
@@ -279,7 +292,7 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
 
     if student is None:
         from ..models import build_model
-        student = build_model(cfg.model.student, num_classes=n_classes)
+        student = build_model(cfg.model.student, num_classes=n_classes, dataset=cfg.dataset)
     student = student.to(device)
     if cfg.train.channels_last:
         student = student.to(memory_format=torch.channels_last)
