@@ -276,7 +276,7 @@ def reproduce_plan(table: str, *, seeds: Sequence[int], methods: Sequence[str] =
     for teacher in dict.fromkeys(t for t, _ in list_pairs(table) if distilling):
         folder = _teacher_run_folder(table, teacher, overrides)
         if folder is not None:
-            seed = load_config(table, student=teacher, method="vanilla", overrides=overrides).train.seed
+            seed = load_config(table, student=teacher, method="vanilla", overrides=_not_loss(overrides)).train.seed
             plan.append({"method": "vanilla", "teacher": None, "student": teacher, "seed": seed,
                          "run_dir": folder, "role": "teacher"})
     for teacher, student in list_pairs(table):
@@ -296,8 +296,28 @@ def _teacher_run_folder(table: str, teacher: str, overrides: Sequence[str] = ())
     """The run folder the recipe expects the teacher in, or None when it expects a checkpoint file."""
     from ldrld_mini.recipes import load_config
 
-    path = load_config(table, teacher=teacher, method="kd", overrides=overrides).model.teacher_checkpoint
+    path = load_config(table, teacher=teacher, method="kd", overrides=_not_loss(overrides)).model.teacher_checkpoint
     return Path(path) if _names_run_folder(path) else None
+
+
+def _not_loss(overrides: Sequence[str]) -> list[str]:
+    """The overrides that do not set a loss option (those depend on the method)."""
+    return [o for o in overrides if not o.strip().startswith("loss.")]
+
+
+def _check_overrides(table: str, methods: Sequence[str], overrides: Sequence[str]) -> None:
+    """UsageError naming the method when an override does not apply to one of `methods`."""
+    from ldrld_mini.recipes import list_pairs, load_config
+
+    teacher, student = list_pairs(table)[0]
+    for method in methods:
+        try:
+            load_config(table, teacher=None if method == "vanilla" else teacher, student=student, method=method,
+                        overrides=overrides)
+        except ValueError as err:
+            raise UsageError(f"{err} (for --methods {method}: pass loss options with the one method they belong "
+                             "to, e.g. --methods ldrld loss.alpha=8)") from None
+
 
 
 def _command_line(table: str, item: dict, *, runs_dir: str, nproc: int, overrides: Sequence[str]) -> str:
@@ -321,7 +341,8 @@ def _prerequisites(table: str, overrides: Sequence[str] = ()) -> list[str]:
     lines = [f"# data: {PROG} prepare-data {table}" + (" --download" if table == "cifar100" else "")]
     for teacher in dict.fromkeys(t for t, _ in list_pairs(table)):
         if _teacher_run_folder(table, teacher, overrides) is None:
-            path = load_config(table, teacher=teacher, method="kd", overrides=overrides).model.teacher_checkpoint
+            path = load_config(table, teacher=teacher, method="kd",
+                               overrides=_not_loss(overrides)).model.teacher_checkpoint
             state = "present" if Path(path).is_file() else "MISSING"
             lines.append(f"# teacher {teacher}: {path} ({state})")
     if table == "cifar100":
@@ -334,6 +355,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.table not in TABLES:
         raise UsageError(f"TABLE {args.table!r} is not a paper table; use one of {list(TABLES)}.")
     _collect_trailing_overrides(args)
+    _check_overrides(args.table, args.methods, args.overrides)
     plan = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
                           overrides=args.overrides)
     if not args.run:

@@ -44,30 +44,34 @@ QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, teacher
                      student="resnet8", teacher_epochs=1, student_epochs=1, batch_size=32, lr=0.05)
 
 
-def _overrides(s: DemoSettings, epochs: int, cache_dir: Path) -> list[str]:
+def _overrides(s: DemoSettings, epochs: int, cache_dir: str | Path | None) -> list[str]:
     """Recipe overrides shared by the teacher and the students (in-memory batches augmented as tensors)."""
+    cache = [f"data.options.cache_dir={cache_dir}"] if cache_dir else []
     return [
         f"data.options.num_classes={s.num_classes}", f"data.options.train_per_class={s.train_per_class}",
-        f"data.options.val_per_class={s.val_per_class}", f"data.options.cache_dir={cache_dir}",
+        f"data.options.val_per_class={s.val_per_class}", *cache,
         f"data.batch_size={s.batch_size}", "data.gpu_resident=true",
         f"optim.lr={s.lr}", f"schedule.epochs={epochs}", f"schedule.milestones={s.milestones(epochs)}",
         f"train.seed={s.seed}", "train.device=cpu",
     ]
 
 
-def demo_configs(settings: DemoSettings, out_dir: str | Path) -> dict:
-    """{'teacher': Config, 'vanilla': Config, 'kd': ..., 'dkd': ..., 'ldrld': ...} from the synthetic recipe."""
+def demo_configs(settings: DemoSettings, teacher_dir: str | Path, *, cache_dir: str | Path | None = None) -> dict:
+    """{'teacher': Config, 'vanilla': Config, 'kd': ..., 'dkd': ..., 'ldrld': ...} from the synthetic recipe.
+
+    The students read the teacher from the run folder `teacher_dir`; `cache_dir` keeps the generated
+    images as .npz files so that the five runs generate them once.
+    """
     from ldrld_mini.recipes import load_config
 
-    s, out_dir = settings, Path(out_dir)
-    cache = out_dir / "data"
+    s = settings
     configs = {"teacher": load_config("synthetic", student=s.teacher, method="vanilla",
-                                      overrides=_overrides(s, s.teacher_epochs, cache))}
+                                      overrides=_overrides(s, s.teacher_epochs, cache_dir))}
     for method in METHODS:
-        extra = [] if method == "vanilla" else [f"model.teacher_checkpoint={out_dir / 'teacher'}"]
+        extra = [] if method == "vanilla" else [f"model.teacher_checkpoint={teacher_dir}"]
         configs[method] = load_config("synthetic", teacher=None if method == "vanilla" else s.teacher,
                                       student=s.student, method=method,
-                                      overrides=_overrides(s, s.student_epochs, cache) + extra)
+                                      overrides=_overrides(s, s.student_epochs, cache_dir) + extra)
     return configs
 
 
@@ -128,7 +132,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads:
     s = settings or (QUICK if quick else DEMO)
     out_dir = Path(out_dir)
     teacher_dir = out_dir / "teacher"
-    configs = demo_configs(s, out_dir)
+    configs = demo_configs(s, teacher_dir, cache_dir=out_dir / "data")
     print(f"demo: {s.num_classes} classes x {s.train_per_class} train images (built-in synthetic data), "
           f"teacher {s.teacher} {s.teacher_epochs} epochs, student {s.student} {s.student_epochs} epochs, "
           f"{torch.get_num_threads()} CPU threads", flush=True)

@@ -109,16 +109,23 @@ def test_results_on_missing_folder_exits_2(capsys, tmp_path):
 
 
 def test_reproduce_cifar100_prints_every_command(capsys):
-    code, out, _ = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "1", "2", "loss.alpha=9")
+    code, out, _ = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "1", "2", "optim.lr=0.1")
     assert code == 0
     commands = [line for line in out.splitlines() if line and not line.startswith("#")]
     pairs = list_pairs("cifar100")
     students = {s for _, s in pairs}
     assert len(commands) == 3 * (3 * len(pairs) + len(students))  # seeds × (KD/DKD/LDRLD per pair + vanilla per student)
     assert ("ldrld-mini distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 --method ldrld "
-            "--seed 2 loss.alpha=9") in commands
-    assert "ldrld-mini train --recipe cifar100 --model resnet8x4 --seed 0 loss.alpha=9" in commands
-    assert all(c.endswith("loss.alpha=9") for c in commands)  # overrides after --seeds are not seeds
+            "--seed 2 optim.lr=0.1") in commands
+    assert "ldrld-mini train --recipe cifar100 --model resnet8x4 --seed 0 optim.lr=0.1" in commands
+    assert all(c.endswith("optim.lr=0.1") for c in commands)  # overrides after --seeds are not seeds
+
+
+def test_reproduce_loss_override_of_one_method(capsys):
+    code, out, _ = run_main(capsys, "reproduce", "cifar100", "--methods", "ldrld", "--seeds", "0", "loss.alpha=9")
+    assert code == 0 and out.count("loss.alpha=9") == len(list_pairs("cifar100"))
+    code, _, err = run_main(capsys, "reproduce", "cifar100", "loss.alpha=9")  # KD has no alpha
+    assert code == 2 and "loss.alpha" in err and "--methods kd" in err
 
 
 def test_reproduce_imagenet_torchrun_and_plan():

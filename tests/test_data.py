@@ -408,6 +408,22 @@ def test_build_loaders_torch_path_seeded_order():
     assert hasattr(a, "set_epoch") and len(a) == 2
 
 
+def test_build_loaders_distributed_uses_distributed_sampler(tmp_path):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        kw = dict(batch_size=16, num_classes=10, train_per_class=5, val_per_class=2, seed=1)
+        train, val = build_loaders("synthetic", distributed=True, **kw)
+        plain, _ = build_loaders("synthetic", **kw)
+        assert isinstance(train.sampler, DistributedSampler) and len(val.dataset) == 20
+        train.set_epoch(4)
+        plain.set_epoch(4)
+        assert torch.equal(torch.cat([y for _, y in train]), torch.cat([y for _, y in plain]))
+        resident, _ = build_loaders("synthetic", distributed=True, gpu_resident=True, **kw)
+        assert (resident.rank, resident.world_size) == (0, 1)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 # ---------------------------------------------------------------- the offline datasets
 def test_synthetic_is_deterministic_and_balanced():
     x1, y1 = generate_synthetic(20, 10, seed=0)

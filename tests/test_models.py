@@ -11,9 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldrld_mini.models import (TEACHERS, CheckpointError, TeacherDownloadError, UntrustedCheckpointError,
-                               build_model, evaluate, extract_features, fetch_teachers, find_teacher,
-                               format_teacher_table, list_models, load_checkpoint, teacher_path)
+from ldrld_mini.models import (
+    TEACHERS,
+    CheckpointError,
+    TeacherDownloadError,
+    UntrustedCheckpointError,
+    build_model,
+    evaluate,
+    extract_features,
+    fetch_teachers,
+    find_teacher,
+    format_teacher_table,
+    list_models,
+    load_checkpoint,
+    teacher_path,
+)
 
 # parameters (millions) of the CRD zoo at 100 classes and of the ImageNet models at 1000 (METHOD.md §6)
 PUBLISHED_PARAMS_M = {
@@ -64,7 +76,7 @@ def no_downloads(monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def meta_model(name: str) -> nn.Module:
     """The model at its dataset's default class count, on the meta device (no memory, cheap init)."""
     with torch.device("meta"):
@@ -95,7 +107,8 @@ def test_list_models_reports_measured_parameter_counts():
     assert {i.dataset for i in infos} == {"cifar", "tiny_imagenet", "imagenet"}
     for info in infos:
         assert params_m(info.name) == info.params_m, info.name
-    assert [i.name for i in list_models("tiny_imagenet")] == ["tiny_ResNet18", "tiny_MobileNetV2", "tiny_ShuffleV2"]
+    tiny = ["tiny_ResNet18", "tiny_MobileNetV2", "tiny_ShuffleV2"]
+    assert [i.name for i in list_models("tiny_imagenet")] == tiny
     assert {i.input_size for i in list_models("cifar100")} == {32}
 
 
@@ -138,8 +151,10 @@ def test_tiny_imagenet_models_run_at_64_with_200_classes():
     assert isinstance(build_model("ShuffleV2", dataset="tiny_imagenet").linear, nn.Linear)
     assert build_model("ResNet18", dataset="tiny_imagenet").linear.out_features == 200
     vgg = build_model("vgg8", num_classes=3).eval()  # the zoo pools after block3 only at 64x64
-    assert [f.shape[-1] for f in extract_features(vgg, x).values() if f.ndim == 4] == [64, 32, 16, 8, 4]
-    assert [f.shape[-1] for f in extract_features(vgg, x[..., :32, :32]).values() if f.ndim == 4] == [32, 16, 8, 4, 4]
+    sides = [f.shape[-1] for f in extract_features(vgg, x).values() if f.ndim == 4]
+    assert sides == [64, 32, 16, 8, 4]
+    sides = [f.shape[-1] for f in extract_features(vgg, x[..., :32, :32]).values() if f.ndim == 4]
+    assert sides == [32, 16, 8, 4, 4]
 
 
 def test_unknown_name_suggests_the_closest():

@@ -152,6 +152,7 @@ def test_legacy_double_weight_scales_the_whole_loss(teacher_run, tmp_path):
 def test_bf16_autocast_and_channels_last_train(teacher_run, tmp_path, capsys):
     teacher_dir, _ = teacher_run
     cfg = tiny_config("ldrld", epochs=1, extra=[f"model.teacher_checkpoint={teacher_dir}", "train.amp=bf16",
+                                                "data.options.train_per_class=4",
                                                 "train.channels_last=true", "train.deterministic=false"])
     summary = fit(cfg, tmp_path / "bf16", quiet=True)
     assert math.isfinite(metrics_of(tmp_path / "bf16")[0]["train_total"]) and summary["last_acc"] is not None
@@ -165,3 +166,13 @@ def test_teacher_module_and_eval_every(tmp_path):
     rows = metrics_of(tmp_path / "kd")
     assert "val_top1" not in rows[0] and "val_top1" in rows[1]
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+
+
+def test_resume_after_the_last_checkpoint_only_writes_the_summary(tmp_path):
+    cfg = tiny_config("vanilla", epochs=1, extra=["data.options.train_per_class=4"])
+    with pytest.raises(_Stop):
+        fit(cfg, tmp_path / "run", quiet=True, on_epoch_end=_stop_after(1))
+    before = state_of(tmp_path / "run")
+    summary = fit(cfg, tmp_path / "run", resume=True, quiet=True)
+    assert summary["last_acc"] == metrics_of(tmp_path / "run")[0]["val_top1"] and summary["best_epoch"] == 1
+    assert all(torch.equal(before[k], v) for k, v in state_of(tmp_path / "run").items())

@@ -209,11 +209,11 @@ def build_loaders(name: str, root=None, *, batch_size: int, num_workers: int = 0
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     val_batch_size = val_batch_size or batch_size
     rank, world = _dist_rank_world(distributed)
+    if gpu_resident and not info.in_memory:
+        raise ValueError(f"gpu_resident=True needs an in-memory dataset (cifar100, synthetic, digits), not "
+                         f"name={name!r}; pass gpu_resident=False")
     train_ds, val_ds = build_datasets(name, root, download=download, train_aug=train_aug and not gpu_resident, **kw)
     if gpu_resident:
-        if not info.in_memory:
-            raise ValueError(f"gpu_resident=True needs an in-memory dataset (cifar100, synthetic, digits), not "
-                             f"name={name!r}; pass gpu_resident=False")
         return _gpu_loaders(name, train_ds, val_ds, batch_size=batch_size, val_batch_size=val_batch_size, seed=seed,
                             device=device, drop_last=drop_last, train_aug=train_aug, rank=rank, world=world,
                             shard_val=shard_val)

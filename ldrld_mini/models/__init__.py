@@ -9,8 +9,15 @@ from .checkpoints import CheckpointError, UntrustedCheckpointError, load_checkpo
 from .evaluate import evaluate
 from .features import extract_features
 from .registry import ALIASES, ModelInfo, build_model, list_models
-from .teachers import (TEACHERS, TeacherDownloadError, TeacherInfo, fetch_teachers, find_teacher,
-                       format_teacher_table, teacher_path)
+from .teachers import (
+    TEACHERS,
+    TeacherDownloadError,
+    TeacherInfo,
+    fetch_teachers,
+    find_teacher,
+    format_teacher_table,
+    teacher_path,
+)
 
 __all__ = [
     "ALIASES", "TEACHERS", "CheckpointError", "FeatureModel", "ModelInfo", "TeacherDownloadError",

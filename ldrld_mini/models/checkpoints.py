@@ -81,8 +81,8 @@ def split_checkpoint(obj) -> tuple[dict[str, Tensor], dict]:
             value = value.state_dict()
         if isinstance(value, Mapping) and value and all(isinstance(v, Tensor) for v in value.values()):
             return dict(value), scalar_metadata(obj)
-    raise CheckpointError(f"no state dict found in the checkpoint; its top-level keys are {sorted(map(str, obj))}, "
-                          f"expected one of {list(STATE_DICT_KEYS)} or a raw state dict")
+    raise CheckpointError(f"no state dict found in the checkpoint; its top-level keys are "
+                          f"{sorted(map(str, obj))}, expected one of {list(STATE_DICT_KEYS)} or a raw state dict")
 
 
 def scalar_metadata(obj: Mapping) -> dict:

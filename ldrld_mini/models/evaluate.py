@@ -18,7 +18,8 @@ def evaluate(model: nn.Module, loader, device="cpu", *, progress: bool | None = 
     correct1 = correct5 = 0
     loss_sum, n = 0.0, 0
     try:
-        for images, labels in tqdm(loader, desc="eval", leave=False, disable=None if progress is None else not progress):
+        bar = tqdm(loader, desc="eval", leave=False, disable=None if progress is None else not progress)
+        for images, labels in bar:
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             logits = model(images).float()  # (B, C)
             loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()

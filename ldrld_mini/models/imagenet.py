@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
+from .base import FeatureModel
+
 if TYPE_CHECKING:
     from torchvision.models import ResNet
-
-from .base import FeatureModel
 
 TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 

@@ -88,9 +88,10 @@ def find_teacher(name: str, root: str | Path | None = None) -> Path:
     """Path of teacher `name`'s checkpoint; FileNotFoundError saying where to put it and where to get it."""
     path = teacher_path(name, root)
     if not path.is_file():
+        folder = teachers_root(root)
         raise FileNotFoundError(
             f"teacher checkpoint {name!r} not found: expected {str(path)!r}. Download it with "
-            f"ldrld_mini.models.fetch_teachers({str(teachers_root(root))!r}) or: {manual_steps(teachers_root(root))}")
+            f"ldrld_mini.models.fetch_teachers({str(folder)!r}) or: {manual_steps(folder)}")
     return path
 
 
@@ -110,10 +111,7 @@ def fetch_teachers(root: str | Path | None = None, *, url: str = MDISTILLER_URL,
     archive = root / "cifar_teachers.tar.part"
     try:
         _download(url, archive, timeout, progress)
-        try:
-            found = _unpack(archive, root, wanted)
-        except tarfile.TarError as err:
-            raise TeacherDownloadError(f"{url} did not give a tar archive ({err}). {manual_steps(root)}") from err
+        found = _unpack(archive, root, wanted)
     finally:
         archive.unlink(missing_ok=True)
     missing = [n for n in wanted if n not in found]
@@ -141,15 +139,21 @@ def _unpack(archive: Path, root: Path, wanted: list[str]) -> dict[str, Path]:
     """Copy `*/<name>_vanilla/ckpt_epoch_240.pth` members of the tar to root/<name>_vanilla/."""
     pattern = re.compile(r"(?:^|/)([\w]+)_vanilla/ckpt_epoch_240\.pth$")
     found = {}
-    with tarfile.open(archive) as tar:
+    try:
+        tar = tarfile.open(archive)
+    except tarfile.TarError as err:
+        raise TeacherDownloadError(f"the download is not a tar archive ({err}). {manual_steps(root)}") from err
+    with tar:
         for member in tar.getmembers():
             match = pattern.search(member.name)
             if not (member.isfile() and match and match.group(1) in wanted):
                 continue
             target = teacher_path(match.group(1), root)  # our own path: member names never choose it
             target.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(member) as src, open(target, "wb") as dst:
+            partial = target.with_name(target.name + ".part")  # a cut-off copy never looks present
+            with tar.extractfile(member) as src, open(partial, "wb") as dst:
                 shutil.copyfileobj(src, dst)
+            partial.replace(target)
             found[match.group(1)] = target
     return found
 
@@ -160,7 +164,8 @@ def format_teacher_table(root: str | Path | None = None) -> str:
              "yes" if teacher_path(t.name, root).is_file() else "no") for t in TEACHERS.values()]
     header = ("teacher", "top-1 (%)", "expected path", "present")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(r[3] == "no" for r in rows):
         lines.append(f"\nSources: mdistiller's cifar_teachers.tar ({MDISTILLER_RELEASE}) or CRD's {CRD_SCRIPT}.")

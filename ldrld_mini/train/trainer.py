@@ -303,16 +303,17 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
     progress_on = progress_enabled(quiet)
     eval_kw = dict(device=device, amp=cfg.train.amp, channels_last=cfg.train.channels_last, ctx=ctx)
 
-    info = {"best_acc": -1.0, "best_epoch": 0, "elapsed": 0.0, "teacher_top1": None}
+    info = {"best_acc": -1.0, "best_epoch": 0, "last_acc": None, "elapsed": 0.0, "teacher_top1": None}
     start_epoch = 1
     if state == "resume" and (run_dir / "last.pt").exists():
         ckpt = torch.load(run_dir / "last.pt", map_location=device, weights_only=True)
         student.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        info.update({k: ckpt[k] for k in info})
+        info.update({k: ckpt.get(k, v) for k, v in info.items()})
         start_epoch = ckpt["epoch"] + 1
-        set_rng_state(ckpt["rng"], train_loader)
+        ranks = ckpt.get("rng_ranks") or []
+        set_rng_state(ranks[ctx.rank] if len(ranks) == ctx.world_size else ckpt["rng"], train_loader)
         if ctx.is_main:
             truncate_metrics(run_dir, ckpt["epoch"])
         say(f"resuming {run_dir} after epoch {ckpt['epoch']}")
@@ -332,7 +333,6 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
         train_model = torch.compile(train_model)
         teacher = torch.compile(teacher) if teacher is not None else None
     writer = MetricsWriter(run_dir, enabled=ctx.is_main, tensorboard=cfg.train.tensorboard)
-    last_acc = None
     for epoch in range(start_epoch, cfg.schedule.epochs + 1):
         t0 = time.perf_counter()
         lr = lr_at(epoch, cfg)
@@ -348,7 +348,7 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
             broadcast_buffers(student, ctx)
             val = evaluate(student, val_loader, **eval_kw)
             record.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
-            last_acc = val["top1"]
+            info["last_acc"] = val["top1"]
             if val["top1"] > info["best_acc"]:
                 info.update(best_acc=val["top1"], best_epoch=epoch)
                 if ctx.is_main:
@@ -356,19 +356,20 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
                                   "best_acc": val["top1"]}, run_dir / "best.pt")
         record["epoch_time"] = time.perf_counter() - t0
         record["images_per_s"] = stats["train_images"] / max(stats["train_time"], 1e-9)
-        record["best_acc"] = info["best_acc"]
+        record["best_acc"] = info["best_acc"] if info["best_acc"] >= 0 else None
         info["elapsed"] += record["epoch_time"]
         writer.append(record)
+        rngs = _gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
         if ctx.is_main:
             _atomic_save({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scaler": scaler.state_dict(), "rng": rng_state(train_loader), **info},
+                          "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info},
                          run_dir / "last.pt")
         barrier(ctx)
         say(_epoch_line(record, cfg.schedule.epochs))
         if on_epoch_end is not None:
             on_epoch_end(record)
     writer.close()
-    summary = _broadcast_obj(_summary(cfg, run_dir, info, last_acc, ctx), ctx)  # rank 0's, on every rank
+    summary = _broadcast_obj(_summary(cfg, run_dir, info, ctx), ctx)  # rank 0's, on every rank
     if ctx.is_main:
         _atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
     barrier(ctx)
@@ -407,17 +408,26 @@ def _broadcast_obj(value, ctx: DistContext):
     return box[0]
 
 
+def _gather_obj(value, ctx: DistContext) -> list:
+    """`[value of rank 0, value of rank 1, ...]` on every rank (`[value]` in a single process)."""
+    if not (ctx.distributed and ctx.world_size > 1):
+        return [value]
+    out = [None] * ctx.world_size
+    torch.distributed.all_gather_object(out, value)
+    return out
+
+
 def _epoch_line(r: dict, epochs: int) -> str:
     val = f" val {r['val_top1']:.2f} (best {r['best_acc']:.2f})" if "val_top1" in r else ""
     return (f"epoch {r['epoch']}/{epochs} lr {r['lr']:.5g} loss {r.get('train_total', float('nan')):.4f} "
             f"train {r['train_top1']:.2f}{val} {r['epoch_time']:.1f}s {r['images_per_s']:.0f} img/s")
 
 
-def _summary(cfg: Config, run_dir: Path, info: dict, last_acc, ctx: DistContext) -> dict:
+def _summary(cfg: Config, run_dir: Path, info: dict, ctx: DistContext) -> dict:
     return {
         "name": cfg.name, "dataset": cfg.dataset, "method": cfg.method, "teacher": cfg.model.teacher,
         "student": cfg.model.student, "seed": cfg.train.seed, "epochs": cfg.schedule.epochs,
         "best_acc": info["best_acc"], "best_top1": info["best_acc"], "best_epoch": info["best_epoch"],
-        "last_acc": last_acc, "last_top1": last_acc, "teacher_top1": info["teacher_top1"],
+        "last_acc": info["last_acc"], "last_top1": info["last_acc"], "teacher_top1": info["teacher_top1"],
         "wall_time_s": info["elapsed"], "world_size": ctx.world_size, "run_dir": str(run_dir.name),
     }

@@ -71,7 +71,7 @@ class ResNetV2(FeatureModel):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         in_channels = 64
-        for index, (channels, count) in enumerate(zip((64, 128, 256, 512), num_blocks), start=1):
+        for index, (channels, count) in enumerate(zip((64, 128, 256, 512), num_blocks, strict=True), start=1):
             stride = 1 if index == 1 else 2
             blocks = []
             for block_stride in [stride] + [1] * (count - 1):

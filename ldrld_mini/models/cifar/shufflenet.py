@@ -56,7 +56,7 @@ class ShuffleNetV1(FeatureModel):
         self.conv1 = nn.Conv2d(3, 24, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(24)
         in_channels = 24
-        for index, (channels, count) in enumerate(zip(stage_channels, num_blocks), start=1):
+        for index, (channels, count) in enumerate(zip(stage_channels, num_blocks, strict=True), start=1):
             # the first block concatenates its input, so its branch only produces the missing channels
             blocks = [ShuffleV1Block(in_channels, channels - in_channels, stride=2, groups=groups)]
             blocks += [ShuffleV1Block(channels, channels, stride=1, groups=groups) for _ in range(count - 1)]
@@ -131,7 +131,7 @@ class ShuffleNetV2(FeatureModel):
         self.conv1 = nn.Conv2d(3, 24, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(24)
         in_channels = 24
-        for index, (channels, count) in enumerate(zip(stage_channels, num_blocks), start=1):
+        for index, (channels, count) in enumerate(zip(stage_channels, num_blocks, strict=True), start=1):
             blocks = [ShuffleV2DownBlock(in_channels, channels)]
             blocks += [ShuffleV2Block(channels) for _ in range(count)]
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
