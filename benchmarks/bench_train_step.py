@@ -322,20 +322,26 @@ def barrier_worker(args) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # the report
 
-def environment(device) -> dict:
-    """Commit, torch version, device name, date: what a table must be recorded with."""
+def git_commit() -> str:
+    """`$LDRLD_COMMIT` if set (a copy without .git), else the checkout's short commit (+ uncommitted mark)."""
+    if os.environ.get("LDRLD_COMMIT"):
+        return os.environ["LDRLD_COMMIT"]
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
+        run = lambda *cmd: subprocess.run(cmd, cwd=root, capture_output=True, text=True,  # noqa: E731
+                                          check=True).stdout.strip()
+        commit = run("git", "rev-parse", "--short", "HEAD")
+        dirty = run("git", "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown (not a git checkout)"
+        return "unknown (not a git checkout; set LDRLD_COMMIT)"
+    return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def environment(device) -> dict:
+    """Commit, torch version, device name, date: what a table must be recorded with."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-    return {"commit": commit, "device": name, "torch": torch.__version__,
+    return {"commit": git_commit(), "device": name, "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

@@ -541,7 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ldrld-mini`; returns the exit status (0 ok, 1 check failed, 2 usage error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # KEY=VALUE overrides that argparse could not place (after options that follow a positional)
+        if not hasattr(args, "overrides") or any("=" not in word or word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

@@ -6,9 +6,7 @@ synchronises with the host. `benchmarks/gpu_checks.sh` runs this file on a GPU m
 """
 import copy
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from ldrld_mini.data.device_loader import DeviceLoader
 from ldrld_mini.losses import build_loss
 from ldrld_mini.train.fast import FAST_OVERRIDES, FastDistiller, FastLoss, graph_safe_sgd
 from ldrld_mini.train.loop import autocast, train_one_epoch
-from ldrld_mini.train.multirun import RunSpec, format_outcomes, plan_table, run_many
+from ldrld_mini.train.multirun import RunSpec, format_outcomes, plan_table, run_many, specs_from_plan
+from ldrld_mini.train.multirun import main as multirun_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA = torch.cuda.is_available()
@@ -151,10 +150,10 @@ def test_bf16_step_equals_standard_step_within_bf16_tolerance(method):
     fast = FastDistiller(student, copy.deepcopy(teacher), loss_fn, sgd(student), device="cpu", amp="bf16")
     got, _ = fast.forward_backward(fast._prepare(x), y)
     for a, b in zip(got, expected):  # bf16 keeps 8 bits of mantissa: ~0.4% per rounding
-        assert abs(float(a) - float(b)) <= 2e-2 * abs(float(b)) + 2e-3
+        assert abs(a.item() - b.item()) <= 2e-2 * abs(b.item()) + 2e-3
     assert rel_err(grads(student), grads(fp32)) < 5e-2
     for a, b in zip(got, same_amp):  # against the standard path under the same autocast: much closer
-        assert abs(float(a) - float(b)) <= 5e-3 * abs(float(b)) + 1e-4
+        assert abs(a.item() - b.item()) <= 5e-3 * abs(b.item()) + 1e-4
     assert rel_err(grads(student), grads(bf16_std)) < 2e-2
 
 
@@ -284,15 +283,27 @@ def test_benchmark_runs_on_cpu_and_writes_its_table(tmp_path):
 
 
 def test_plan_table_covers_pairs_methods_seeds():
-    specs = plan_table("cifar100", seeds=[0, 1], runs_root="runs")
-    assert len(specs) == 13 * 3 * 2
+    specs = plan_table("cifar100", seeds=[0, 1], methods=["kd", "dkd", "ldrld"], runs_root="runs")
+    assert len(specs) == 13 * 3 * 2 and all(s.stage == 1 for s in specs)  # CRD teachers are files: no stage 0
     assert len({s.run_dir for s in specs}) == len(specs)
     assert [s.seed for s in specs[:39]] == [0] * 39  # a whole table of seed 0 first
     spec = next(s for s in specs if s.method == "ldrld" and s.student == "resnet8x4" and s.seed == 1)
-    assert spec.run_dir == str(Path("runs") / "cifar100" / "ldrld_resnet32x4_resnet8x4" / "seed1")
+    assert spec.run_dir == str(Path("runs") / "cifar100" / "resnet32x4-resnet8x4" / "ldrld" / "seed1")
     cfg = spec.config()
     assert cfg.train.seed == 1 and cfg.loss["alpha"] == 10.5 and cfg.data.batch_size == 64
     assert RunSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("table", ["cifar100", "synthetic"])
+def test_plan_table_matches_the_cli_reproduce_plan(table):
+    from ldrld_mini.cli import reproduce_plan
+
+    specs = plan_table(table, seeds=[0, 1])
+    items = reproduce_plan(table, seeds=[0, 1])
+    assert sorted(s.run_dir for s in specs) == sorted(str(i["run_dir"]) for i in items)
+    assert sorted(s.run_dir for s in specs if s.stage == 0) == \
+        sorted(str(i["run_dir"]) for i in items if i["role"] == "teacher")
+    assert sorted(specs_from_plan(table, items), key=lambda s: s.run_dir) == sorted(specs, key=lambda s: s.run_dir)
 
 
 def test_plan_table_vanilla_students_once_and_bad_input():
@@ -322,16 +333,19 @@ def test_plan_table_fast_sets_the_fast_overrides():
 def test_run_many_keeps_n_runs_going_and_survives_a_failure(tmp_path):
     specs = [RunSpec("cifar100", "kd", "resnet32x4", "resnet8x4", seed, str(tmp_path / f"seed{seed}"))
              for seed in range(4)]
+    specs.append(RunSpec("cifar100", "vanilla", None, "resnet32x4", 0, str(tmp_path / "teacher"), stage=0))
     (tmp_path / "seed3").mkdir()
     (tmp_path / "seed3" / "summary.json").write_text("{}")  # already finished: skipped
     script = ("import sys, time, pathlib; d = pathlib.Path(sys.argv[1]); (d / 'start').write_text(repr(time.time()));"
               " time.sleep(0.6); (d / 'end').write_text(repr(time.time())); sys.exit(3 if d.name == 'seed1' else 0)")
     outcomes = run_many(specs, parallel=2, poll_s=0.05, say=lambda s: None,
                         command=lambda spec: [sys.executable, "-c", script, spec.run_dir])
-    assert [o.status for o in outcomes] == ["done", "failed", "done", "skipped"]
+    assert [o.status for o in outcomes] == ["done", "failed", "done", "skipped", "done"]
     assert outcomes[1].returncode == 3 and Path(outcomes[1].log).exists()
     spans = [(float((tmp_path / f"seed{i}" / "start").read_text()), float((tmp_path / f"seed{i}" / "end").read_text()))
              for i in range(3)]
+    teacher_end = float((tmp_path / "teacher" / "end").read_text())
+    assert all(start >= teacher_end for start, _ in spans)  # stage 0 (teachers) before stage 1
     overlap = lambda a, b: a[0] < b[1] and b[0] < a[1]  # noqa: E731
     assert overlap(spans[0], spans[1])  # two at once ...
     assert not (overlap(spans[0], spans[2]) and overlap(spans[1], spans[2]))  # ... never three
@@ -353,10 +367,9 @@ def test_worker_process_trains_a_real_run(tmp_path):
     assert run_many(specs, parallel=1)[0].status == "skipped"
 
 
-def test_multirun_command_line_prints_the_plan():
-    out = subprocess.run([sys.executable, "-m", "ldrld_mini.train.multirun", "cifar100", "--seeds", "0", "1",
-                          "--methods", "ldrld", "--pairs", "resnet32x4:resnet8x4"],
-                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+def test_multirun_command_line_prints_the_plan(capsys):
+    assert multirun_main(["cifar100", "--seeds", "0", "1", "--methods", "ldrld", "--pairs", "resnet32x4:resnet8x4"]) == 0
+    out = capsys.readouterr().out
     assert "ldrld_resnet32x4_resnet8x4_seed1" in out and "2 runs planned" in out
 
 
@@ -414,7 +427,7 @@ def test_cuda_fast_step_equals_standard_step_within_bf16_tolerance():
         fast = FastDistiller(s, copy.deepcopy(teacher), build_loss(method), sgd(s), device=device)
         got, _ = fast.forward_backward(fast._prepare(x), y)
         for a, b in zip(got, expected):
-            assert abs(float(a) - float(b)) <= 3e-2 * abs(float(b)) + 3e-3, (method, got, expected)
+            assert abs(a.item() - b.item()) <= 3e-2 * abs(b.item()) + 3e-3, (method, got, expected)
         assert rel_err(grads(s), grads(reference)) < 5e-2, method
 
 
@@ -463,17 +476,3 @@ def test_cuda_runs_on_separate_streams_match_runs_alone():
     for s, *_ in pair:
         assert rel_err(params(s), params(alone)) < 1e-4
 
-
-if __name__ == "__main__":  # without pytest: python tests/test_fast_path.py runs the CUDA checks
-    failures = 0
-    for name, fn in list(globals().items()):
-        if name.startswith("test_cuda_") and CUDA:
-            start = time.perf_counter()
-            try:
-                fn()
-                print(f"PASS {name} ({time.perf_counter() - start:.1f} s)")
-            except Exception as error:  # noqa: BLE001
-                failures += 1
-                print(f"FAIL {name}: {type(error).__name__}: {error}")
-    print("no CUDA GPU: nothing run" if not CUDA else f"{failures} failure(s)")
-    sys.exit(1 if failures else 0)

@@ -123,6 +123,14 @@ def test_rank_profiles_lines_and_shading():
     assert "top-3" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
+def test_rank_profiles_leave_zeros_out_on_a_log_axis():
+    fig = plot_rank_profiles({"local": np.array([2.0, 1.0, 0.0, 0.0])}, k=2)
+    y = fig.axes[0].lines[0].get_ydata()
+    assert list(y[:2]) == [2.0, 1.0] and np.isnan(y[2:]).all()
+    with pytest.raises(ValueError, match="profiles is empty"):
+        plot_rank_profiles({}, k=2)
+
+
 def test_widget_slider_change_redraws(logits):
     pytest.importorskip("ipywidgets")
     from ldrld_mini.viz.widgets import adw_playground

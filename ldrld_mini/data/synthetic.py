@@ -25,6 +25,8 @@ PERIODS = (2.7, 3.6, 4.8, 6.4, 8.5)  # stripe period in pixels of member 0..4
 MEMBER_NAMES = ("very fine", "fine", "medium", "coarse", "very coarse")
 HUE_NAMES = ("red", "scarlet", "orange", "amber", "yellow", "lime", "chartreuse", "green", "emerald", "jade",
              "cyan", "azure", "sky", "blue", "indigo", "violet", "purple", "magenta", "fuchsia", "rose")
+PERIOD_JITTER = 0.09  # std of the log-period of one image around its member's period
+STRIPE_LIFT = (0.3, 0.3)  # stripes lift the shape colour towards white by U(a, a + b)
 _CHUNK = 512  # images rendered at once (fixed, so the random stream does not depend on the machine)
 _NUM_PARAMS = 18  # uniform draws per image
 
@@ -120,7 +122,7 @@ def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, n_super:
     radius = (0.5 + 0.3 * p[:, 2])[:, None, None]  # (n, 1, 1)
     inside = torch.sigmoid(-_shape_distance(sup % len(SHAPES), x, y, radius) * size / 1.5)  # (n, H, W) soft mask
 
-    period = torch.tensor(PERIODS, dtype=torch.float64)[member] * torch.exp(0.09 * _normal(p[:, 3:6]))
+    period = torch.tensor(PERIODS, dtype=torch.float64)[member] * torch.exp(PERIOD_JITTER * _normal(p[:, 3:6]))
     angle, phase = math.pi * p[:, 6], 2 * math.pi * p[:, 7]
     along = (x * torch.cos(angle)[:, None, None] + y * torch.sin(angle)[:, None, None]) * (size / 2)  # pixels
     stripes = 0.5 + 0.5 * torch.cos(2 * math.pi * along / period[:, None, None] + phase[:, None, None])
@@ -128,7 +130,7 @@ def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, n_super:
     hue = (sup.double() / n_super + 0.015 * _normal(p[:, 8:11])) % 1.0
     fg = _hsv_to_rgb(hue, 0.7 + 0.3 * p[:, 11], 0.6 + 0.3 * p[:, 12])  # (n, 3)
     bg = (0.1 + 0.35 * p[:, 13])[:, None] + 0.1 * (p[:, 14:17] - 0.5)  # (n, 3) dark grey, tinted
-    lift = (0.3 + 0.3 * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) towards white
+    lift = (STRIPE_LIFT[0] + STRIPE_LIFT[1] * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) towards white
     shape_rgb = fg[:, None, None, :] * (1 - lift) + lift  # (n, H, W, 3) light stripes on the shape colour
     img = inside[..., None] * shape_rgb + (1 - inside[..., None]) * bg[:, None, None, :]
     return img + noise

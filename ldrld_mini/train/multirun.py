@@ -28,10 +28,10 @@ from typing import Callable, Iterable, Sequence
 from ..recipes import list_pairs, load_config
 from .fast import FAST_OVERRIDES
 
-__all__ = ["RunSpec", "RunOutcome", "plan_table", "run_many", "format_plan", "format_outcomes",
-           "add_arguments", "run_from_args", "main"]
+__all__ = ["RunSpec", "RunOutcome", "plan_table", "run_folder", "specs_from_plan", "run_many", "format_plan",
+           "format_outcomes", "add_arguments", "run_from_args", "main"]
 
-DEFAULT_METHODS = ("kd", "dkd", "ldrld")
+DEFAULT_METHODS = ("vanilla", "kd", "dkd", "ldrld")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class RunSpec:
     seed: int
     run_dir: str
     overrides: tuple[str, ...] = ()
+    stage: int = 1  # 0: a teacher other runs of the table distil from (runs first)
 
     @property
     def name(self) -> str:
@@ -109,15 +110,38 @@ def _check_fast_supported() -> None:
                          "run without fast, or add `fast: bool = False` to TrainConfig (see train/fast.py).")
 
 
+def run_folder(dataset: str, method: str, student: str, teacher: str | None, seed: int,
+               runs_root: str | os.PathLike = "runs") -> Path:
+    """`<runs_root>/<dataset>/<teacher>-<student>/<method>/seed<k>` (vanilla: `<dataset>/<student>/vanilla/...`).
+
+    The layout of `ldrld-mini distill` / `reproduce` (cli.default_run_dir), so both find the same runs.
+    """
+    pair = student if method == "vanilla" or not teacher else f"{teacher}-{student}"
+    return Path(runs_root) / dataset / pair / method / f"seed{seed}"
+
+
+def _teacher_runs(dataset: str, teachers: Iterable[str], overrides: Sequence[str]) -> list[RunSpec]:
+    """Vanilla runs of the teachers whose checkpoint the recipe expects in a run folder (not a file)."""
+    specs = []
+    plain = tuple(o for o in overrides if not o.strip().startswith("loss."))  # loss options are per method
+    for teacher in dict.fromkeys(teachers):
+        path = load_config(dataset, teacher=teacher, method="kd", overrides=plain).model.teacher_checkpoint
+        if path and Path(path).suffix not in (".pt", ".pth", ".tar"):
+            seed = load_config(dataset, student=teacher, method="vanilla", overrides=plain).train.seed
+            specs.append(RunSpec(dataset, "vanilla", None, teacher, seed, str(path), plain, stage=0))
+    return specs
+
+
 def plan_table(dataset: str = "cifar100", seeds: Iterable[int] = (0,), *, methods: Sequence[str] = DEFAULT_METHODS,
                pairs: Iterable | None = None, runs_root: str | os.PathLike = "runs",
                overrides: Sequence[str] = (), fast: bool = False) -> list[RunSpec]:
-    """Every run of a paper table: pairs x methods x seeds, seed-major (a full table of seed 0 first).
+    """Every run of a paper table: teachers to train first (stage 0), then pairs x methods x seeds.
 
-    `pairs` defaults to the recipe's pairs (`list_pairs(dataset)`), as tuples or 'teacher:student'
-    strings; `method='vanilla'` trains each distinct student once per seed, without a teacher. Run folders are
-    `<runs_root>/<dataset>/<method>_<teacher>_<student>/seed<k>`. Each config is resolved here, so a bad
-    override or name fails now, not hours later.
+    `pairs` defaults to the recipe's pairs (`list_pairs(dataset)`), as tuples or 'teacher:student' strings;
+    `vanilla` trains each distinct student once per seed. Students are ordered seed-major (a whole table of
+    the first seed comes first). Teachers appear only where the recipe expects them in a run folder (the
+    built-in synthetic data); CIFAR-100 uses the CRD checkpoint files. Run folders follow `run_folder`, as
+    `ldrld-mini reproduce`. Each config is resolved here, so a bad override or name fails now.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -127,30 +151,39 @@ def plan_table(dataset: str = "cifar100", seeds: Iterable[int] = (0,), *, method
     pair_list = [_parse_pair(p) for p in (list_pairs(dataset) if pairs is None else pairs)]
     if not pair_list:
         raise ValueError(f"no pairs to run for dataset={dataset!r}; pass pairs=['teacher:student', ...].")
-    overrides = tuple(overrides) + (FAST_OVERRIDES if fast else ())
     if fast:
         _check_fast_supported()
-    specs, seen = [], set()
+    overrides = tuple(overrides) + (FAST_OVERRIDES if fast else ())
+    distilling = any(m != "vanilla" for m in methods)
+    specs = _teacher_runs(dataset, [t for t, _ in pair_list], overrides) if distilling else []
+    seen = set()
     for seed in seeds:
         for teacher, student in pair_list:
             for method in methods:
                 who = None if method == "vanilla" else teacher
-                folder = f"{method}_{student}" if who is None else f"{method}_{who}_{student}"
-                if (folder, seed) in seen:
+                if (who, student, method, seed) in seen:
                     continue  # a vanilla student shared by several pairs
-                seen.add((folder, seed))
-                run_dir = Path(runs_root) / dataset / folder / f"seed{seed}"
+                seen.add((who, student, method, seed))
+                run_dir = run_folder(dataset, method, student, who, seed, runs_root)
                 specs.append(RunSpec(dataset, method, who, student, seed, str(run_dir), overrides))
     for spec in specs:
         spec.config()  # fail early on a bad method, pair or override
     return specs
 
 
+def specs_from_plan(dataset: str, plan: Iterable[dict], overrides: Sequence[str] = ()) -> list[RunSpec]:
+    """RunSpecs from `cli.reproduce_plan` items ({method, teacher, student, seed, run_dir, role})."""
+    return [RunSpec(dataset, item["method"], item["teacher"], item["student"], int(item["seed"]),
+                    str(item["run_dir"]), tuple(overrides), stage=0 if item.get("role") == "teacher" else 1)
+            for item in plan]
+
+
 def format_plan(specs: Sequence[RunSpec]) -> str:
     """A Markdown table of the planned runs (marking those already finished)."""
     lines = ["| # | run | folder | state |", "|---:|---|---|---|"]
     for i, spec in enumerate(specs, 1):
-        lines.append(f"| {i} | {spec.name} | {spec.run_dir} | {'finished' if spec.finished else 'to run'} |")
+        role = " (teacher, first)" if spec.stage == 0 else ""
+        lines.append(f"| {i} | {spec.name}{role} | {spec.run_dir} | {'finished' if spec.finished else 'to run'} |")
     return "\n".join(lines)
 
 
@@ -176,14 +209,15 @@ def run_many(specs: Sequence[RunSpec], *, parallel: int = 1, devices: Sequence[s
     """Run `specs`, at most `parallel` at once, each in its own process; returns one outcome per spec.
 
     A run's output goes to `<run_dir>/<log_name>`. Finished runs (summary.json) are skipped; unfinished
-    ones resume. A failed run is reported and the others go on. `devices` (e.g. ["0", "1"]) spreads the
-    slots over several GPUs; `command(spec)` replaces the worker command line (tests use it).
+    ones resume. A failed run is reported and the others go on. A run starts only when every run of a
+    lower `stage` has ended (teachers before the students that distil from them). `devices` (e.g. ["0", "1"])
+    spreads the slots over several GPUs; `command(spec)` replaces the worker command line (tests use it).
     """
     if not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"parallel={parallel!r} must be an integer >= 1 (runs at once on this machine).")
     command = command or (lambda spec: spec.worker_command(python))
     outcomes = {spec: RunOutcome(spec, "planned") for spec in specs}
-    pending = [s for s in specs if not (skip_finished and s.finished)]
+    pending = sorted((s for s in specs if not (skip_finished and s.finished)), key=lambda s: s.stage)
     for spec in specs:
         if spec not in pending:
             outcomes[spec].status = "skipped"
@@ -193,7 +227,7 @@ def run_many(specs: Sequence[RunSpec], *, parallel: int = 1, devices: Sequence[s
     free_slots = list(range(parallel))
     try:
         while pending or running:
-            while pending and free_slots:
+            while pending and free_slots and all(r.stage >= pending[0].stage for r in running):
                 spec, slot = pending.pop(0), free_slots.pop(0)
                 running[spec] = _launch(spec, slot, command, devices, parallel, env, log_name)
                 say(f"[start] {spec.name} (slot {slot}) -> {spec.run_dir}")

@@ -181,12 +181,17 @@ def plot_gradient_by_rank(gradients: Mapping[str, object], ranking_logits, *, k:
 
 def plot_rank_profiles(profiles: Mapping[str, object], *, k: int, ylabel: str = "mean |∂L / ∂z|",
                        title: str = "", logy: bool = True, figsize: tuple[float, float] = (7.0, 3.8)) -> Figure:
-    """One line per entry of a (C,) profile over rank positions 1..C, the top-k region shaded."""
+    """One line per entry of a (C,) profile over rank positions 1..C, the top-k region shaded.
+
+    On a log axis, zero entries (e.g. a term that ignores the classes outside the top-k) are left out.
+    """
     if not profiles:
         raise ValueError("profiles is empty; pass e.g. {'KD': profile} with at least one (C,) entry.")
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     for label, values in profiles.items():
         v = _as_numpy(values)
+        if logy:
+            v = np.where(v > 0, v, np.nan)  # a gap in the line rather than a plunge to the clip value
         ax.plot(np.arange(1, len(v) + 1), v, ".-", label=label, linewidth=1.2, markersize=4)
     ax.axvspan(0.5, k + 0.5, color=TOP_COLOR, alpha=0.08, label=f"top-{k}")
     if logy:
