@@ -269,7 +269,7 @@ def measure_streams(args, device, data, parallel: int) -> dict:
 def measure_processes(args, parallel: int) -> dict:
     """Total images/s of `parallel` fast LDRLD runs as processes started together (file barrier)."""
     with tempfile.TemporaryDirectory() as folder:
-        base = [sys.executable, str(Path(__file__).resolve()), "--device", "cuda", "--steps", str(args.steps),
+        base = [sys.executable, str(Path(__file__).resolve()), "--device", args.device, "--steps", str(args.steps),
                 "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--teacher", args.teacher,
                 "--student", args.student, "--train-size", str(args.train_size), "--barrier", folder]
         env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // parallel)))
@@ -296,7 +296,7 @@ def _wait_for(condition, procs, timeout_s: float) -> None:
 
 def barrier_worker(args) -> None:
     """One process of `measure_processes`: warm up, say ready, wait for go, time the steps."""
-    device = torch.device("cuda")
+    device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     folder = Path(args.barrier)
     images, labels = synthetic_cifar(args.train_size, args.num_classes, seed=args.rank)
@@ -308,7 +308,10 @@ def barrier_worker(args) -> None:
     batches = _forever(loader)
     sync(device)
     (folder / f"ready{args.rank}").touch()
+    parent, deadline = os.getppid(), time.monotonic() + 600
     while not (folder / "go").exists():
+        if os.getppid() != parent or time.monotonic() > deadline:
+            sys.exit("the benchmark's main process is gone; stopping this worker")
         time.sleep(0.001)
     start = time.time()
     for _ in range(args.steps):
@@ -340,7 +343,8 @@ def git_commit() -> str:
 def environment(device) -> dict:
     """Commit, torch version, device name, date: what a table must be recorded with."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+        f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average " \
+        f"{os.getloadavg()[0]:.1f} at the end)"
     return {"commit": git_commit(), "device": name, "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
@@ -392,12 +396,16 @@ def parse_args(argv=None):
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     parser.add_argument("--compile", default="none", choices=["none", "loss", "all"],
-                        help="also time the fast path with torch.compile of the loss (loss) or of loss and models (all)")
-    parser.add_argument("--parallel", type=int, nargs="*", default=[], help="CUDA: also time P runs at once, e.g. 1 2 4")
-    parser.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default 8 on CUDA, 0 on CPU)")
-    parser.add_argument("--std-workers", type=int, default=None, help="standard path workers (default 4 on CUDA, 0 on CPU)")
+                        help="also time the fast path with torch.compile of the loss (loss) or of loss and models")
+    parser.add_argument("--parallel", type=int, nargs="*", default=[],
+                        help="CUDA: also time P runs at once, e.g. 1 2 4")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="baseline DataLoader workers (default 8 on CUDA, 0 on CPU)")
+    parser.add_argument("--std-workers", type=int, default=None,
+                        help="standard path DataLoader workers (default 4 on CUDA, 0 on CPU)")
     parser.add_argument("--train-size", type=int, default=None, help="synthetic train images (default 50000 on CUDA)")
-    parser.add_argument("--eval-images", type=int, default=None, help="validation images timed (default 10000 on CUDA, 64 on CPU)")
+    parser.add_argument("--eval-images", type=int, default=None,
+                        help="validation images timed (default 10000 on CUDA, 64 on CPU)")
     parser.add_argument("--val-batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=240, help="epochs of the projected run")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")

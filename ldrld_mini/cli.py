@@ -118,6 +118,11 @@ def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet
 
     if cfg.method != "vanilla":
         _check_teacher_checkpoint(cfg)
+    started = any((run_dir / name).exists() for name in ("last.pt", "summary.json"))
+    if started and not (resume or overwrite):
+        state = "a finished" if (run_dir / "summary.json").exists() else "an unfinished"
+        raise UsageError(f"--run-dir {str(run_dir)!r} already holds {state} run; pass --resume to continue it, "
+                         "--overwrite to start again, or choose another --run-dir.")
     print(f"run folder: {run_dir}", flush=True)
     summary = fit(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     print(f"done: best top-1 {summary['best_top1']:.2f} (epoch {summary['best_epoch']}), "

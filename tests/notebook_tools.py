@@ -20,17 +20,19 @@ KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop execution counts, timing/widget metadata and widget state; keep outputs."""
+    """Renumber execution counts 1..n, drop timing/widget metadata and widget state; keep outputs."""
     nb.metadata = {key: nb.metadata[key] for key in KEEP_NOTEBOOK_METADATA if key in nb.metadata}
     nb.metadata.get("language_info", {}).pop("version", None)
+    count = 0
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)
         if cell.cell_type == "code":
-            cell.execution_count = None
+            count += 1  # numbered 1..n: stable diffs, and nbval skips cells whose count is None
+            cell.execution_count = count
             for output in cell.outputs:
                 if "execution_count" in output:
-                    output.execution_count = None
+                    output.execution_count = count
                 output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
     return nb
 

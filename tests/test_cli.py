@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ldrld_mini.cli import build_parser, default_run_dir, main, reproduce_plan
+from ldrld_mini.cli import default_run_dir, main, reproduce_plan
+from ldrld_mini.demo import QUICK, _cached, demo_configs
 from ldrld_mini.recipes import list_pairs
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -198,12 +199,13 @@ def test_eval_wrong_model_for_checkpoint_exits_2(capsys, tmp_path):
 
 
 def test_demo_quick_end_to_end(capsys, tmp_path):
-    code, out, err = run_main(capsys, "demo", "--quick", "--quiet", "--out", str(tmp_path / "demo"))
+    code, out, err = run_main(capsys, "demo", "--quick", "--quiet", "--threads", "1", "--out", str(tmp_path / "demo"))
     assert code == 0, err
     results = (tmp_path / "demo" / "results.md").read_text()
     for method in ("teacher", "vanilla", "kd", "dkd", "ldrld"):
         assert f"| {method} |" in results and f"| {method} |" in out
     assert (tmp_path / "demo" / "curves.png").stat().st_size > 1000
     assert (tmp_path / "demo" / "teacher" / "best.pt").exists()
-    code, out, _ = run_main(capsys, "demo", "--quick", "--quiet", "--out", str(tmp_path / "demo"))
-    assert code == 0 and "cached" in out  # the teacher is reused
+    configs = demo_configs(QUICK, tmp_path / "demo" / "teacher", cache_dir=tmp_path / "demo" / "data")
+    assert _cached(configs["teacher"], tmp_path / "demo" / "teacher")  # a second demo reuses the teacher
+    assert not _cached(configs["vanilla"], tmp_path / "demo" / "teacher")

@@ -85,9 +85,9 @@ def test_cifar100_loads_through_torchvision(cifar_root):
     assert [train.data[i, r, c, k] for k in range(3)] == [raw[b"data"][i, k * 1024 + r * 32 + c] for k in range(3)]
     assert train.targets == raw[b"fine_labels"]
     x, y = train[i]
-    expected = (torch.as_tensor(train.data[i]).permute(2, 0, 1).float() / 255 - torch.tensor(CIFAR_MEAN)[:, None, None]) \
-        / torch.tensor(CIFAR_STD)[:, None, None]
-    torch.testing.assert_close(x, expected)
+    pixels = torch.as_tensor(train.data[i]).permute(2, 0, 1).float() / 255  # (3, 32, 32)
+    mean, std = torch.tensor(CIFAR_MEAN)[:, None, None], torch.tensor(CIFAR_STD)[:, None, None]
+    torch.testing.assert_close(x, (pixels - mean) / std)
     assert y == raw[b"fine_labels"][i]
 
 
@@ -318,12 +318,12 @@ def _marker_images(n: int) -> torch.Tensor:
 
 def test_device_loader_offsets_uniform_and_flip_half():
     n = 8100
-    loader = DeviceLoader(_marker_images(n), torch.zeros(n), batch_size=2048, mean=(0, 0, 0), std=(1, 1, 1), seed=0)
+    loader = DeviceLoader(_marker_images(n), torch.zeros(n), batch_size=2048, mean=(0, 0, 0), std=(1, 1, 1))
     x = torch.cat([b for b, _ in loader]) * 255  # (n, 3, 32, 32) back to pixel values
-    dy = x[:, 0, 16, 16].round().long() - 13  # output row 16 reads padded row 16 + dy = original row 12 + dy
+    dy = x[:, 0, 16, 16].round().long() - 13  # output row 16 = original row 12 + dy, which stores 13 + dy
     left, centre = x[:, 1, 16, 15].round().long(), x[:, 1, 16, 16].round().long()
     flipped = left > centre  # a flipped crop reads the columns backwards
-    dx = torch.where(flipped, centre - 12, centre - 13)  # column 16 shows original column 11 + dx (flipped: 27 - 16 + dx)
+    dx = torch.where(flipped, centre - 12, centre - 13)  # output column 16 = original 12 + dx (flipped: 11 + dx)
     assert dy.min() == 0 and dy.max() == 8 and dx.min() == 0 and dx.max() == 8
     counts = torch.bincount(dy * 9 + dx, minlength=81).double()
     chi2 = ((counts - n / 81) ** 2 / (n / 81)).sum().item()
@@ -406,6 +406,10 @@ def test_build_loaders_torch_path_seeded_order():
     assert torch.equal(torch.cat([y for _, y in a]), torch.cat([y for _, y in b]))
     assert not torch.equal(ya0, torch.cat([y for _, y in b]))
     assert hasattr(a, "set_epoch") and len(a) == 2
+    same_data, _ = build_loaders("synthetic", **{**kw, "seed": 9})  # the training seed leaves the images alone
+    other_data, _ = build_loaders("synthetic", data_seed=1, **kw)
+    assert np.array_equal(same_data.dataset.data, a.dataset.data)
+    assert not np.array_equal(other_data.dataset.data, a.dataset.data)
 
 
 def test_build_loaders_distributed_uses_distributed_sampler(tmp_path):
@@ -436,17 +440,24 @@ def test_synthetic_is_deterministic_and_balanced():
     assert np.bincount(y1).tolist() == [10] * 20
 
 
+SYNTHETIC_SHA256_PREFIX = "cd1913b0e87aaf76"  # change only together with a deliberate change of the generator
+
+
 def test_synthetic_bytes_are_pinned():
     """The same seed gives the same bytes on any machine (CPU generator, float64, then rounding)."""
     x, _ = generate_synthetic(10, 4, seed=123)
     assert hashlib.sha256(x.tobytes()).hexdigest()[:16] == SYNTHETIC_SHA256_PREFIX
 
 
-SYNTHETIC_SHA256_PREFIX = "TO_BE_PINNED"
+
+@pytest.fixture(scope="module")
+def synthetic_100x20():
+    """100 classes x 20 images of seed 0 (about a second to make), shared by the tests below."""
+    return generate_synthetic(100, 20, seed=0)
 
 
-def test_synthetic_superclass_structure():
-    x, y = generate_synthetic(100, 20, seed=0)
+def test_synthetic_superclass_structure(synthetic_100x20):
+    x, y = synthetic_100x20
     means = torch.stack([torch.as_tensor(x[y == c], dtype=torch.float32).mean(0).flatten() for c in range(100)])
     dist = torch.cdist(means, means)  # (100, 100)
     sup = superclass_map(100)
@@ -457,8 +468,8 @@ def test_synthetic_superclass_structure():
     assert len(set(class_names(100))) == 100 and class_names(100)[0].startswith("red disk")
 
 
-def test_synthetic_mean_std_constants():
-    x, _ = generate_synthetic(100, 20, seed=0)
+def test_synthetic_mean_std_constants(synthetic_100x20):
+    x, _ = synthetic_100x20
     pixels = torch.as_tensor(x, dtype=torch.float64).reshape(-1, 3) / 255  # (N * H * W, 3)
     info = DATASETS["synthetic"]
     torch.testing.assert_close(pixels.mean(0), torch.tensor(info.mean, dtype=torch.float64), atol=0.01, rtol=0)

@@ -368,7 +368,8 @@ def test_worker_process_trains_a_real_run(tmp_path):
 
 
 def test_multirun_command_line_prints_the_plan(capsys):
-    assert multirun_main(["cifar100", "--seeds", "0", "1", "--methods", "ldrld", "--pairs", "resnet32x4:resnet8x4"]) == 0
+    argv = ["cifar100", "--seeds", "0", "1", "--methods", "ldrld", "--pairs", "resnet32x4:resnet8x4"]
+    assert multirun_main(argv) == 0
     out = capsys.readouterr().out
     assert "ldrld_resnet32x4_resnet8x4_seed1" in out and "2 runs planned" in out
 
@@ -469,7 +470,7 @@ def test_cuda_runs_on_separate_streams_match_runs_alone():
             f = FastDistiller(s, copy.deepcopy(teacher), build_loss("kd"), sgd(s), device=device)
         pair.append((s, f, stream, iter(cifar_loader(device))))
     for _ in range(len(cifar_loader(device))):
-        for s, f, stream, batches in pair:
+        for _, f, stream, batches in pair:
             with torch.cuda.stream(stream):
                 f.step(*next(batches))
     torch.cuda.synchronize()

@@ -136,6 +136,8 @@ def test_unknown_key_names_it_and_lists_valid_ones():
         load_config("cifar100", overrides=["amp=fp8"])
     with pytest.raises(ValueError, match="dataset"):
         load_config("mnist")
+    with pytest.raises(ValueError, match="legacy_double_weight"):
+        load_config("cifar100", method="kd", overrides=["loss.legacy_double_weight=true"])
     with pytest.raises(ValueError, match="method"):
         load_config("cifar100", method="crd")
 

@@ -176,3 +176,57 @@ def test_resume_after_the_last_checkpoint_only_writes_the_summary(tmp_path):
     summary = fit(cfg, tmp_path / "run", resume=True, quiet=True)
     assert summary["last_acc"] == metrics_of(tmp_path / "run")[0]["val_top1"] and summary["best_epoch"] == 1
     assert all(torch.equal(before[k], v) for k, v in state_of(tmp_path / "run").items())
+
+
+def test_progress_and_printing_rules(monkeypatch, capsys):
+    from ldrld_mini.train.logging import Printer, progress_enabled
+
+    monkeypatch.delenv("LDRLD_QUIET", raising=False)
+    assert progress_enabled(True) is False
+    assert progress_enabled(None) is False  # pytest captures stderr: not a TTY
+    assert progress_enabled(False) is True
+    monkeypatch.setenv("LDRLD_QUIET", "1")
+    assert progress_enabled(False) is False
+    Printer(False)("hidden")
+    monkeypatch.delenv("LDRLD_QUIET")
+    Printer(True)("hidden")
+    Printer(None)("shown")
+    assert capsys.readouterr().out == "shown\n"
+
+
+def test_metrics_writer_csv_and_optional_tensorboard(tmp_path):
+    import importlib.util
+
+    from ldrld_mini.train.logging import MetricsWriter, read_metrics, truncate_metrics
+
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.warns(UserWarning, match="tensorboard"):
+            writer = MetricsWriter(tmp_path, tensorboard=True)
+    else:
+        writer = MetricsWriter(tmp_path, tensorboard=True)
+    writer.append({"epoch": 1, "lr": 0.1, "train_total": float("nan")})
+    writer.append({"epoch": 2, "lr": 0.1, "val_top1": 12.5})
+    writer.close()
+    assert read_metrics(tmp_path) == [{"epoch": 1, "lr": 0.1, "train_total": None},
+                                      {"epoch": 2, "lr": 0.1, "val_top1": 12.5}]
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "epoch,lr,train_total,val_top1"
+    truncate_metrics(tmp_path, 1)
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
+
+
+def test_fast_path_equals_standard_path_and_resumes(teacher_run, tmp_path):
+    """train.fast=true (train/fast.py) on CPU in fp32: the standard run's weights; resume stays exact."""
+    teacher_dir, _ = teacher_run
+    extra = [f"model.teacher_checkpoint={teacher_dir}", "data.gpu_resident=true"]
+    standard = tiny_config("ldrld", epochs=2, extra=extra)
+    fast = tiny_config("ldrld", epochs=2, extra=[*extra, "train.fast=true"])
+    fit(standard, tmp_path / "standard", quiet=True)
+    fit(fast, tmp_path / "fast", quiet=True)
+    with pytest.raises(_Stop):
+        fit(fast, tmp_path / "resumed", quiet=True, on_epoch_end=_stop_after(1))
+    fit(fast, tmp_path / "resumed", resume=True, quiet=True)
+    a, b, c = (state_of(tmp_path / name) for name in ("standard", "fast", "resumed"))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+        assert torch.equal(b[key], c[key]), key
+    assert {"train_ce", "train_ldrld", "train_rntk"} <= set(metrics_of(tmp_path / "fast")[0])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 from pathlib import Path
 
 import torch
@@ -202,7 +201,8 @@ def build_loaders(name: str, root=None, *, batch_size: int, num_workers: int = 0
     (DeviceLoader); otherwise a torch DataLoader yields CPU tensors (pinned when `device` is CUDA).
     distributed=True shards the train set over torch.distributed ranks (DistributedSampler); the val set
     is sharded only with shard_val=True (padding repeats a few images), else every rank sees all of it.
-    `kw` goes to build_datasets (per-dataset options).
+    `kw` goes to build_datasets (per-dataset options); for synthetic, the data seed is `data_seed` here
+    (default 0: the images stay the same while the training `seed` varies).
     """
     info = get_info(name)
     if batch_size < 1:
@@ -212,6 +212,8 @@ def build_loaders(name: str, root=None, *, batch_size: int, num_workers: int = 0
     if gpu_resident and not info.in_memory:
         raise ValueError(f"gpu_resident=True needs an in-memory dataset (cifar100, synthetic, digits), not "
                          f"name={name!r}; pass gpu_resident=False")
+    if name == "synthetic" and "data_seed" in kw:  # `seed` here is the shuffle seed; the data's is data_seed
+        kw["seed"] = kw.pop("data_seed")
     train_ds, val_ds = build_datasets(name, root, download=download, train_aug=train_aug and not gpu_resident, **kw)
     if gpu_resident:
         return _gpu_loaders(name, train_ds, val_ds, batch_size=batch_size, val_batch_size=val_batch_size, seed=seed,
@@ -225,9 +227,9 @@ def build_loaders(name: str, root=None, *, batch_size: int, num_workers: int = 0
 def _torch_loaders(train_ds, val_ds, *, batch_size, val_batch_size, seed, num_workers, pin, drop_last, rank, world,
                    shard_val, distributed):
     """EpochLoader(train DataLoader) and a plain val DataLoader."""
-    if distributed:
+    if distributed:  # seed * stride + epoch: the same order rule as EpochSampler and DeviceLoader
         train_sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True,
-                                           seed=seed * _SEED_STRIDE, drop_last=drop_last)  # same order rule as EpochSampler
+                                           seed=seed * _SEED_STRIDE, drop_last=drop_last)
     else:
         train_sampler = EpochSampler(len(train_ds), seed)
     val_sampler = DistributedSampler(val_ds, num_replicas=world, rank=rank, shuffle=False) \

@@ -23,7 +23,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def shard_indices(order: torch.Tensor, rank: int, world_size: int, drop_last: bool) -> torch.Tensor:
-    """This rank's share of `order` (N,), as DistributedSampler: pad by wrapping (or drop) to a multiple of world_size."""
+    """This rank's share of `order` (N,), as DistributedSampler: wrap-pad (or drop) to a multiple of world_size."""
     n = len(order)
     if drop_last:
         total = (n // world_size) * world_size
@@ -34,16 +34,18 @@ def shard_indices(order: torch.Tensor, rank: int, world_size: int, drop_last: bo
     return order[rank:total:world_size]
 
 
-def crop_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, padding: int) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> uint8 (B, C, H, W): zero-pad by `padding`, crop at (dy, dx) (B,), flip where `flip` (B,)."""
+def crop_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+              padding: int) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> (B, C, H, W): zero-pad by `padding`, crop at (dy, dx) (B,), flip where `flip` (B,)."""
     b, c, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding,) * 4)  # (B, C, H + 2p, W + 2p), zeros
-    rows = dy[:, None] + torch.arange(h, device=images.device)  # (B, H)
-    cols = torch.arange(w, device=images.device).expand(b, w)  # (B, W)
-    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - cols, cols)  # (B, W) flipped columns read backwards
-    batch = torch.arange(b, device=images.device)[:, None, None, None]  # (B, 1, 1, 1)
-    chan = torch.arange(c, device=images.device)[None, :, None, None]  # (1, C, 1, 1)
-    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
+    hp, wp = h + 2 * padding, w + 2 * padding
+    padded = images.new_zeros(b, c, hp, wp)  # black border, as torchvision pads the PIL image with 0
+    padded[:, :, padding:padding + h, padding:padding + w] = images
+    cols = torch.arange(w, device=images.device)  # (W,)
+    rows = dy[:, None] + torch.arange(h, device=images.device)  # (B, H) rows of the padded image
+    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - cols, cols)  # (B, W) a flip reads columns backwards
+    flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)  # (B, C, H * W)
+    return padded.view(b, c, hp * wp).gather(2, flat).view(b, c, h, w)
 
 
 def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -66,7 +68,8 @@ class DeviceLoader:
                  drop_last: bool = False, seed: int = 0, device="cpu", rank: int = 0, world_size: int = 1):
         images = torch.as_tensor(data)
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"data must be uint8 (N, H, W, C) or (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(f"data must be uint8 (N, H, W, C) or (N, C, H, W), "
+                             f"got {images.dtype} {tuple(images.shape)}")
         if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
             images = images.permute(0, 3, 1, 2)  # (N, C, H, W)
         if batch_size < 1:

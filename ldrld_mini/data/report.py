@@ -14,7 +14,7 @@ class DatasetReport:
     name: str
     path: Path | None  # the folder that was checked (None for generated datasets)
     problems: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, object] = field(default_factory=dict)
     fix: str = ""  # how to repair a failed check (download / re-extract instructions)
 
     @property

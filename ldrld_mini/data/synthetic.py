@@ -130,7 +130,8 @@ def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, n_super:
     hue = (sup.double() / n_super + 0.015 * _normal(p[:, 8:11])) % 1.0
     fg = _hsv_to_rgb(hue, 0.7 + 0.3 * p[:, 11], 0.6 + 0.3 * p[:, 12])  # (n, 3)
     bg = (0.1 + 0.35 * p[:, 13])[:, None] + 0.1 * (p[:, 14:17] - 0.5)  # (n, 3) dark grey, tinted
-    lift = (STRIPE_LIFT[0] + STRIPE_LIFT[1] * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) towards white
+    strength = (STRIPE_LIFT[0] + STRIPE_LIFT[1] * p[:, 17])[:, None, None, None]  # (n, 1, 1, 1)
+    lift = strength * stripes[..., None]  # (n, H, W, 1): how far each pixel moves towards white
     shape_rgb = fg[:, None, None, :] * (1 - lift) + lift  # (n, H, W, 3) light stripes on the shape colour
     img = inside[..., None] * shape_rgb + (1 - inside[..., None]) * bg[:, None, None, :]
     return img + noise

@@ -44,9 +44,10 @@ def top_k_decouple(logits_student: Tensor, logits_teacher: Tensor, k: int, rank_
     """
     if rank_by not in RANK_BY:
         raise ValueError(f"rank_by must be one of {RANK_BY}, got {rank_by!r}; the paper ranks by the student.")
+    check_k(k, logits_student.shape[1])
     ranking = logits_student if rank_by == "student" else logits_teacher
     index = torch.topk(ranking.detach(), k, dim=1).indices  # (B, k)
-    return index, logits_student.gather(1, index), logits_teacher.gather(1, index)
+    return index, logits_student.gather(1, index), logits_teacher.detach().gather(1, index)
 
 
 def pairwise_kl(student_top: Tensor, teacher_top: Tensor, temperature: float = 4.0) -> Tensor:
@@ -55,6 +56,7 @@ def pairwise_kl(student_top: Tensor, teacher_top: Tensor, temperature: float = 4
     A softmax over two classes is a sigmoid of their logit difference, so each term is a binary KL.
     """
     a, b = pair_positions(student_top.shape[1], device=student_top.device)
+    teacher_top = teacher_top.detach()
     diff_s = rearrange(student_top, "b k -> b k 1") - rearrange(student_top, "b k -> b 1 k")  # (B, k, k)
     diff_t = rearrange(teacher_top, "b k -> b k 1") - rearrange(teacher_top, "b k -> b 1 k")  # (B, k, k)
     d_s = diff_s[:, a, b] / temperature  # (B, P): z_a - z_b for every pair a < b
@@ -68,7 +70,7 @@ def pairwise_kl(student_top: Tensor, teacher_top: Tensor, temperature: float = 4
 def group_kl(student_group: Tensor, teacher_group: Tensor, temperature: float = 4.0) -> Tensor:
     """`T^2 * KL` of the local softmax over a group of classes, (B, n), (B, n) -> (B,)."""
     log_p_s = F.log_softmax(student_group / temperature, dim=1)  # (B, n)
-    log_p_t = F.log_softmax(teacher_group / temperature, dim=1)  # (B, n)
+    log_p_t = F.log_softmax(teacher_group.detach() / temperature, dim=1)  # (B, n)
     return kl_rows(log_p_t, log_p_s) * temperature**2
 
 
@@ -84,7 +86,7 @@ def remaining_non_target_kl(logits_student: Tensor, logits_teacher: Tensor, inde
         return logits_student.new_zeros(batch) * logits_student.sum(dim=1)  # keeps the graph, exact 0
     outside = torch.ones_like(logits_student, dtype=torch.bool).scatter_(1, index, False)  # (B, C)
     rest_s = logits_student.masked_select(outside).view(batch, classes - k)  # (B, C-k), class order kept
-    rest_t = logits_teacher.masked_select(outside).view(batch, classes - k)  # (B, C-k)
+    rest_t = logits_teacher.detach().masked_select(outside).view(batch, classes - k)  # (B, C-k)
     return group_kl(rest_s, rest_t, temperature)
 
 

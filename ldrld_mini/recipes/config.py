@@ -72,6 +72,7 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validations (the last epoch is always evaluated)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     tensorboard: bool = False  # also log to run_dir/tb when tensorboard is installed
+    fast: bool = False  # one-device fast path (train/fast.py: device-side sums, fused SGD, CUDA graphs)
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
@@ -162,6 +163,9 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"data.batch_size={cfg.data.batch_size!r} must be an integer >= 1.")
     if cfg.method != "vanilla" and not cfg.model.teacher:
         raise ValueError(f"method={cfg.method!r} needs a teacher; set model.teacher (or use method='vanilla').")
+    if cfg.loss.get("legacy_double_weight") and cfg.method != "ldrld":
+        raise ValueError(f"loss.legacy_double_weight is the public LDRLD code's quirk and applies to method "
+                         f"'ldrld' only, not method={cfg.method!r}; remove it.")
     for name in ("log_every", "eval_every"):
         if getattr(cfg.train, name) < 1:
             raise ValueError(f"train.{name}={getattr(cfg.train, name)!r} must be >= 1.")

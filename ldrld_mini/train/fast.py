@@ -23,6 +23,7 @@ it slowly). `compile_models` / `compile_loss` add torch.compile (inductor) insid
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 import warnings
 from typing import Iterable, NamedTuple
@@ -128,28 +129,42 @@ class FastLoss:
 # ----------------------------------------------------------------------------------------------------------
 # the optimizer
 
-def graph_safe_sgd(optimizer: torch.optim.Optimizer, device: torch.device) -> list[Tensor]:
+def graph_safe_sgd(optimizer: torch.optim.Optimizer, device: torch.device,
+                   lrs: list[Tensor] | None = None) -> list[Tensor]:
     """Switch an SGD optimizer to the fused kernel with a device-tensor lr per group; returns those tensors.
 
     Same update rule (torch's SGD: `g + wd * p`, momentum buffer, `p -= lr * buf`); the fused kernel reads
-    the lr from device memory, so a captured graph follows later lr changes without re-capture.
+    the lr from device memory, so a captured graph follows later lr changes without re-capture. Given
+    `lrs` (the tensors of an earlier call), they are re-installed and take the value a group holds now
+    (a float written by the caller, or the value restored by `optimizer.load_state_dict`).
+    Momentum buffers get their parameter's memory layout (the fused kernel walks both in storage order).
     """
     if type(optimizer) is not torch.optim.SGD:
         raise ValueError(f"optimizer must be torch.optim.SGD (the CRD recipe), got {type(optimizer).__name__}; "
                          "the fast path relies on SGD's fused kernel with a tensor learning rate.")
-    lrs = []
-    for group in optimizer.param_groups:
+    if lrs is None:
+        lrs = [torch.zeros((), dtype=torch.float32, device=device) for _ in optimizer.param_groups]
+        for tensor, group in zip(lrs, optimizer.param_groups):
+            tensor.fill_(_as_float(group["lr"]))  # once, before training
+    if len(lrs) != len(optimizer.param_groups):
+        raise ValueError(f"optimizer has {len(optimizer.param_groups)} param groups, the fast path was set up "
+                         f"with {len(lrs)}; do not add groups after creating the FastDistiller.")
+    for tensor, group in zip(lrs, optimizer.param_groups):
         if group.get("differentiable"):
             raise ValueError("optimizer has differentiable=True, which the fused SGD kernel does not support.")
-        lr = group["lr"]
-        value = float(lr.item() if isinstance(lr, Tensor) else lr)  # once, before training
-        lrs.append(torch.tensor(value, dtype=torch.float32, device=device))
-        group.update(lr=lrs[-1], fused=True, foreach=False)
+        if group["lr"] is not tensor:
+            tensor.fill_(_as_float(group["lr"]))
+        group.update(lr=tensor, fused=True, foreach=False)
         for p in group["params"]:
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
             if buf is not None and buf.stride() != p.stride():  # e.g. resumed, then made channels_last
                 optimizer.state[p]["momentum_buffer"] = torch.empty_like(p).copy_(buf)
     return lrs
+
+
+def _as_float(value) -> float:
+    """A python float from a float or a one-element tensor (a host read: only outside the epoch)."""
+    return float(value.item() if isinstance(value, Tensor) else value)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -198,7 +213,7 @@ class FastDistiller:
         self._sums: Tensor | None = None  # (parts,) sum over samples of each loss part
         self._correct = torch.zeros((), dtype=torch.int64, device=self.device)
         self._fields: tuple[str, ...] = ()
-        self._graph = None
+        self._graph, self._graph_fingerprint = None, ()
         self._static: tuple[Tensor, Tensor] | None = None
         self._graph_batch: int | None = None  # the batch size the graph is (or will be) captured for
         self._eager_full_steps = 0
@@ -207,16 +222,27 @@ class FastDistiller:
     # -- settings --------------------------------------------------------------------------------------
 
     def set_lr(self, lr: float | None = None) -> None:
-        """Write `lr` into every group's device lr (None: adopt floats the caller wrote into param_groups)."""
-        for group, tensor in zip(self.optimizer.param_groups, self._lrs):
-            value = group["lr"] if lr is None else lr
-            if value is not tensor:
-                tensor.fill_(float(value.item() if isinstance(value, Tensor) else value))
-            group["lr"] = tensor
+        """Write `lr` into every group's device lr (None: adopt what the caller wrote into param_groups)."""
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = float(lr)
+        graph_safe_sgd(self.optimizer, self.device, self._lrs)
 
     def set_epoch(self, epoch: int) -> None:
         """Epoch (1-based) for epoch-dependent loss weights."""
         self.loss.set_epoch(epoch)
+
+    def _fingerprint(self) -> tuple:
+        """Where every tensor a captured graph reads or writes lives (parameters, buffers, momentum)."""
+        models = [m for m in (self.student, self.teacher) if m is not None]
+        tensors = [t for m in models for t in itertools.chain(m.parameters(), m.buffers())]
+        tensors += [self.optimizer.state.get(p, {}).get("momentum_buffer") for p in self.student.parameters()]
+        return tuple(0 if t is None else t.data_ptr() for t in tensors)
+
+    def _check_graph(self) -> None:
+        """Drop the graph (a new capture follows) if a tensor it uses was replaced, e.g. by load_state_dict."""
+        if self._graph is not None and self._fingerprint() != self._graph_fingerprint:
+            self._graph, self._static, self._eager_full_steps = None, None, 0
 
     @property
     def captured(self) -> bool:
@@ -306,7 +332,7 @@ class FastDistiller:
             self.graphs, self._static = False, None
             torch.cuda.synchronize(self.device)
             return self._eager_step(images, labels)
-        self._graph = graph
+        self._graph, self._graph_fingerprint = graph, self._fingerprint()
         graph.replay()
 
     # -- one epoch -------------------------------------------------------------------------------------
@@ -337,6 +363,7 @@ class FastDistiller:
         if self.teacher is not None:
             self.teacher.eval()
         self.set_lr(lr)
+        self._check_graph()
         self.set_epoch(epoch)
         self.reset_sums()
         seen, start = 0, time.perf_counter()

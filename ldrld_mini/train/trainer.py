@@ -328,9 +328,8 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
             set_rng_state(rng)
             say(f"teacher {cfg.model.teacher}: val top-1 {info['teacher_top1']:.2f}")
 
-    train_model = wrap_ddp(student, ctx)
-    if cfg.train.compile:
-        train_model = torch.compile(train_model)
+    train_model, fast = _train_model(cfg, ctx, student, teacher, loss_fn, optimizer, loss_scale)
+    if cfg.train.compile and fast is None:
         teacher = torch.compile(teacher) if teacher is not None else None
     writer = MetricsWriter(run_dir, enabled=ctx.is_main, tensorboard=cfg.train.tensorboard)
     for epoch in range(start_epoch, cfg.schedule.epochs + 1):
@@ -339,10 +338,13 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
         for group in optimizer.param_groups:
             group["lr"] = lr
         _set_epoch(train_loader, epoch)
-        stats = train_one_epoch(train_model, train_loader, loss_fn, optimizer, epoch=epoch, teacher=teacher,
-                                device=device, amp=cfg.train.amp, scaler=scaler,
-                                channels_last=cfg.train.channels_last, loss_scale=loss_scale,
-                                log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
+        if fast is not None:
+            stats = fast.train_epoch(train_loader, epoch=epoch, lr=lr, show_progress=progress_on)
+        else:
+            stats = train_one_epoch(train_model, train_loader, loss_fn, optimizer, epoch=epoch, teacher=teacher,
+                                    device=device, amp=cfg.train.amp, scaler=scaler,
+                                    channels_last=cfg.train.channels_last, loss_scale=loss_scale,
+                                    log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
         record = {"epoch": epoch, "lr": lr, **stats}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.schedule.epochs:
             broadcast_buffers(student, ctx)
@@ -374,6 +376,21 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
         _atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
     barrier(ctx)
     return summary
+
+
+def _train_model(cfg: Config, ctx: DistContext, student, teacher, loss_fn, optimizer, loss_scale):
+    """(module the standard loop trains: DDP-wrapped / compiled student, None) or (None, FastDistiller)."""
+    if not cfg.train.fast:
+        model = wrap_ddp(student, ctx)
+        return (torch.compile(model) if cfg.train.compile else model), None
+    if ctx.world_size > 1:
+        raise ValueError("train.fast=true runs one device per run; with torchrun use the standard path "
+                         "(train.fast=false), or several single-device runs (ldrld_mini.train.multirun).")
+    from .fast import FastDistiller
+    fast = FastDistiller(student, teacher, loss_fn, optimizer, device=ctx.device, amp=cfg.train.amp,
+                         channels_last=cfg.train.channels_last, compile_models=cfg.train.compile,
+                         loss_scale=loss_scale)
+    return None, fast
 
 
 def _build_loaders(cfg: Config, ctx: DistContext):
