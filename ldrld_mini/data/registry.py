@@ -72,8 +72,18 @@ def get_info(name: str) -> DatasetInfo:
 
 
 def default_root() -> Path:
-    """Where datasets live when `root` is not given: $LDRLD_DATA, else ./data."""
-    return Path(os.environ.get("LDRLD_DATA") or "data")
+    """Where datasets live when `root` is not given: $LDRLD_DATA, else ./data.
+
+    From inside the checkout's `notebooks/` folder (a notebook's working directory) `./data` does not
+    exist, so the checkout's own `data/` folder (the one holding data/README.md) is used instead.
+    """
+    if os.environ.get("LDRLD_DATA"):
+        return Path(os.environ["LDRLD_DATA"])
+    here = Path("data")
+    checkout_data = Path(__file__).resolve().parents[2] / "data"
+    if not here.is_dir() and (checkout_data / "README.md").is_file():
+        return checkout_data
+    return here
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path:

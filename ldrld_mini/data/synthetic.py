@@ -10,6 +10,7 @@ class-relation knowledge, which is what logit distillation transfers.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ HUE_NAMES = ("red", "scarlet", "orange", "amber", "yellow", "lime", "chartreuse"
              "cyan", "azure", "sky", "blue", "indigo", "violet", "purple", "magenta", "fuchsia", "rose")
 PERIOD_JITTER = 0.09  # std of the log-period of one image around its member's period
 STRIPE_LIFT = (0.3, 0.3)  # stripes lift the shape colour towards white by U(a, a + b)
+GENERATOR_VERSION = 1  # part of cache file names: bump whenever the images a seed gives change
 _CHUNK = 512  # images rendered at once (fixed, so the random stream does not depend on the machine)
 _NUM_PARAMS = 18  # uniform draws per image
 
@@ -167,13 +169,16 @@ def load_synthetic(*, split: str, num_classes: int = 100, train_per_class: int =
     if cache_dir is None:
         return generate_synthetic(num_classes, per_class, seed=seed, split=split, **render)
     extra = "".join(f"_{k}{v}" for k, v in sorted(render.items()))
-    path = Path(cache_dir) / f"synthetic_c{num_classes}_n{per_class}_s{seed}_{split}{extra}.npz"
+    name = f"synthetic_v{GENERATOR_VERSION}_c{num_classes}_n{per_class}_s{seed}_{split}{extra}"
+    path = Path(cache_dir) / f"{name}.npz"
     if path.is_file():
         with np.load(path) as f:
             return f["images"], f["labels"]
     images, labels = generate_synthetic(num_classes, per_class, seed=seed, split=split, **render)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=images, labels=labels)
+    partial = path.with_name(f"{name}.{os.getpid()}.partial.npz")  # then an atomic rename: safe with many ranks
+    np.savez(partial, images=images, labels=labels)
+    os.replace(partial, path)
     return images, labels
 
 
