@@ -95,6 +95,16 @@ def _single(tmp_path, kind):
     return student.state_dict(), summary
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Batch-16 steps of tiny nets gain nothing from intra-op threads; one thread also keeps the timings
+    steady when the CPU is shared (OpenMP spin-waits under contention cost many times the work)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _no_torchrun_env(monkeypatch):
     for key in TORCHRUN_VARS:

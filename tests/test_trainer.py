@@ -28,6 +28,16 @@ def metrics_of(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Batch-16 steps of tiny nets gain nothing from intra-op threads; one thread also keeps the timings
+    steady when the CPU is shared (OpenMP spin-waits under contention cost many times the work)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
     """A vanilla resnet8 'teacher' trained for 2 epochs (the synthetic recipe's teacher workflow)."""
