@@ -43,8 +43,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def default_run_dir(dataset: str, method: str, student: str, teacher: str | None, seed: int,
                     runs_dir: str | Path = "runs") -> Path:
     """`runs/<dataset>/<teacher>-<student>/<method>/seed<seed>` (vanilla: `runs/<dataset>/<student>/vanilla/...`)."""
-    pair = student if method == "vanilla" or not teacher else f"{teacher}-{student}"
-    return Path(runs_dir) / dataset / pair / method / f"seed{seed}"
+    from ldrld_mini.train.multirun import run_folder
+
+    return run_folder(dataset, method, student, teacher, seed, runs_dir)
 
 
 def _check_recipe(dataset: str) -> None:
@@ -82,6 +83,9 @@ def _config_from_args(args: argparse.Namespace, *, method: str, teacher: str | N
         overrides.append(f"train.device={args.device}")
     if args.epochs is not None:
         overrides.append(f"schedule.epochs={args.epochs}")
+    if args.fast:
+        from ldrld_mini.train.fast import FAST_OVERRIDES
+        overrides += FAST_OVERRIDES
     return load_config(args.recipe, teacher=teacher, student=student, method=method, overrides=overrides)
 
 
@@ -267,47 +271,12 @@ def _save_curves_plot(runs_dir: str | Path, path: Path) -> None:
 # reproduce
 
 def reproduce_plan(table: str, *, seeds: Sequence[int], methods: Sequence[str] = TABLE_METHODS,
-                   runs_dir: str | Path = "runs", overrides: Sequence[str] = ()) -> list[dict]:
-    """Every run of one paper table: teachers to train first, then pairs × methods × seeds.
+                   runs_dir: str | Path = "runs", overrides: Sequence[str] = (), fast: bool = False) -> list:
+    """Every run of one paper table as `train.multirun.RunSpec`s (teachers to train first, then students)."""
+    from ldrld_mini.train.multirun import plan_table
 
-    Each item: {method, teacher, student, seed, run_dir}. Teachers appear (as vanilla runs of the teacher
-    model, seed of the recipe) only where the recipe points to a run folder rather than a checkpoint file;
-    vanilla students appear once per student.
-    """
-    from ldrld_mini.recipes import list_pairs, load_config
-
-    plan, seen = [], set()
-    distilling = any(m != "vanilla" for m in methods)
-    for teacher in dict.fromkeys(t for t, _ in list_pairs(table) if distilling):
-        folder = _teacher_run_folder(table, teacher, overrides)
-        if folder is not None:
-            seed = load_config(table, student=teacher, method="vanilla", overrides=_not_loss(overrides)).train.seed
-            plan.append({"method": "vanilla", "teacher": None, "student": teacher, "seed": seed,
-                         "run_dir": folder, "role": "teacher"})
-    for teacher, student in list_pairs(table):
-        for method in methods:
-            for seed in seeds:
-                key = (None if method == "vanilla" else teacher, student, method, seed)
-                if key in seen:
-                    continue
-                seen.add(key)
-                plan.append({"method": method, "teacher": key[0], "student": student, "seed": seed,
-                             "run_dir": default_run_dir(table, method, student, key[0], seed, runs_dir),
-                             "role": "student"})
-    return plan
-
-
-def _teacher_run_folder(table: str, teacher: str, overrides: Sequence[str] = ()) -> Path | None:
-    """The run folder the recipe expects the teacher in, or None when it expects a checkpoint file."""
-    from ldrld_mini.recipes import load_config
-
-    path = load_config(table, teacher=teacher, method="kd", overrides=_not_loss(overrides)).model.teacher_checkpoint
-    return Path(path) if _names_run_folder(path) else None
-
-
-def _not_loss(overrides: Sequence[str]) -> list[str]:
-    """The overrides that do not set a loss option (those depend on the method)."""
-    return [o for o in overrides if not o.strip().startswith("loss.")]
+    _check_overrides(table, methods, overrides)
+    return plan_table(table, seeds, methods=methods, runs_root=runs_dir, overrides=overrides, fast=fast)
 
 
 def _check_overrides(table: str, methods: Sequence[str], overrides: Sequence[str]) -> None:
@@ -324,34 +293,38 @@ def _check_overrides(table: str, methods: Sequence[str], overrides: Sequence[str
                              "to, e.g. --methods ldrld loss.alpha=8)") from None
 
 
-
-def _command_line(table: str, item: dict, *, runs_dir: str, nproc: int, overrides: Sequence[str]) -> str:
-    """The shell command that runs one plan item (torchrun when `nproc` > 1)."""
+def _command_line(spec, *, nproc: int, runs_dir: str, user_overrides: Sequence[str], fast: bool) -> str:
+    """The shell command that runs one RunSpec (torchrun when `nproc` > 1)."""
     launcher = [PROG] if nproc <= 1 else ["torchrun", f"--nproc_per_node={nproc}", "-m", "ldrld_mini"]
-    if item["method"] == "vanilla":
-        words = ["train", "--recipe", table, "--model", item["student"]]
+    if spec.method == "vanilla":
+        words = ["train", "--recipe", spec.dataset, "--model", spec.student]
     else:
-        words = ["distill", "--recipe", table, "--teacher", item["teacher"], "--student", item["student"],
-                 "--method", item["method"]]
-    words += ["--seed", str(item["seed"])]
-    if item["role"] == "teacher" or str(runs_dir) != "runs":
-        words += ["--run-dir", str(item["run_dir"])]
-    return shlex.join(launcher + words + list(overrides))
+        words = ["distill", "--recipe", spec.dataset, "--teacher", spec.teacher, "--student", spec.student,
+                 "--method", spec.method]
+    words += ["--seed", str(spec.seed)]
+    if spec.stage == 0 or str(runs_dir) != "runs":
+        words += ["--run-dir", str(spec.run_dir)]
+    return shlex.join(launcher + words + (["--fast"] if fast else []) + list(user_overrides))
 
 
-def _prerequisites(table: str, overrides: Sequence[str] = ()) -> list[str]:
+def _missing_teacher_files(specs) -> dict[str, str]:
+    """{teacher: checkpoint path} of the teachers the students need as files that are not there."""
+    missing = {}
+    for spec in specs:
+        if spec.stage == 1 and spec.method != "vanilla":
+            path = spec.config().model.teacher_checkpoint
+            if not _names_run_folder(path) and not Path(path).is_file():
+                missing[spec.teacher] = path
+    return missing
+
+
+def _prerequisites(table: str, specs) -> list[str]:
     """Comment lines: what must be in place before the table's commands can run (data, teacher files)."""
-    from ldrld_mini.recipes import list_pairs, load_config
-
     lines = [f"# data: {PROG} prepare-data {table}" + (" --download" if table == "cifar100" else "")]
-    for teacher in dict.fromkeys(t for t, _ in list_pairs(table)):
-        if _teacher_run_folder(table, teacher, overrides) is None:
-            path = load_config(table, teacher=teacher, method="kd",
-                               overrides=_not_loss(overrides)).model.teacher_checkpoint
-            state = "present" if Path(path).is_file() else "MISSING"
-            lines.append(f"# teacher {teacher}: {path} ({state})")
-    if table == "cifar100":
+    lines += [f"# teacher {t}: {path} (MISSING)" for t, path in _missing_teacher_files(specs).items()]
+    if table == "cifar100" and len(lines) > 1:
         lines.append(f"# missing CIFAR-100 teachers: {PROG} teachers --fetch   (the CRD checkpoints)")
+    lines += [f"# teacher {s.student}: trained first into {s.run_dir}" for s in specs if s.stage == 0]
     return lines
 
 
@@ -360,19 +333,18 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.table not in TABLES:
         raise UsageError(f"TABLE {args.table!r} is not a paper table; use one of {list(TABLES)}.")
     _collect_trailing_overrides(args)
-    _check_overrides(args.table, args.methods, args.overrides)
-    plan = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
-                          overrides=args.overrides)
+    specs = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
+                           overrides=args.overrides, fast=args.fast)
     if not args.run:
         seeds = " ".join(str(seed) for seed in args.seeds)
-        print(f"# {args.table}: {len(plan)} runs (pairs × methods {' '.join(args.methods)} × seeds {seeds})")
-        print("\n".join(_prerequisites(args.table, args.overrides)))
-        for item in plan:
-            print(_command_line(args.table, item, runs_dir=args.runs_dir, nproc=args.nproc,
-                                overrides=args.overrides))
-        print(f"# then: {PROG} results {args.runs_dir}/{args.table}")
+        print(f"# {args.table}: {len(specs)} runs (pairs × methods {' '.join(args.methods)} × seeds {seeds})")
+        print("\n".join(_prerequisites(args.table, specs)))
+        for spec in specs:
+            print(_command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, user_overrides=args.overrides,
+                                fast=args.fast))
+        print(f"# then: {PROG} results {Path(args.runs_dir) / args.table}")
         return 0
-    return _run_plan(args, plan)
+    return _run_specs(args, specs)
 
 
 def _collect_trailing_overrides(args: argparse.Namespace) -> None:
@@ -390,29 +362,21 @@ def _collect_trailing_overrides(args: argparse.Namespace) -> None:
         raise UsageError(f"--methods {' '.join(bad)!r}: use some of {' '.join(TABLE_METHODS)}.")
 
 
-def _run_plan(args: argparse.Namespace, plan: list[dict]) -> int:
-    """Run the plan in order: skip finished runs (summary.json), resume unfinished ones (last.pt)."""
-    from ldrld_mini.recipes import load_config
+def _run_specs(args: argparse.Namespace, specs) -> int:
+    """Run the plan (`--parallel` at a time, each in its own process): finished runs are skipped
+    (summary.json), unfinished ones resumed (last.pt); exit status 1 when a run failed."""
+    from ldrld_mini.train.multirun import format_outcomes, run_many
 
-    done = skipped = 0
-    for i, item in enumerate(plan, 1):
-        run_dir = Path(item["run_dir"])
-        who = f"teacher {item['student']}" if item["role"] == "teacher" else \
-            f"{item['method']} {item['teacher'] or ''} {item['student']}".replace("  ", " ")
-        tag = f"[{i}/{len(plan)}] {who} seed {item['seed']}"
-        if (run_dir / "summary.json").exists():
-            print(f"{tag}: finished, skipped ({run_dir})", flush=True)
-            skipped += 1
-            continue
-        state = "resuming" if (run_dir / "last.pt").exists() else "starting"
-        print(f"{tag}: {state}", flush=True)
-        overrides = list(args.overrides) + [f"train.seed={item['seed']}"]
-        cfg = load_config(args.table, teacher=item["teacher"], student=item["student"], method=item["method"],
-                          overrides=overrides)
-        _run_one(cfg, run_dir, resume=True, quiet=args.quiet)
-        done += 1
-    print(f"{done} runs trained, {skipped} already finished. Table: {PROG} results {args.runs_dir}/{args.table}")
-    return 0
+    if args.nproc > 1:
+        raise UsageError("--run starts single-process runs; for --nproc > 1 run the printed torchrun commands.")
+    missing = _missing_teacher_files(specs)
+    if missing:
+        raise UsageError(f"teacher checkpoints missing: {missing}"
+                         + (f"; `{PROG} teachers --fetch` downloads them." if args.table == "cifar100" else "."))
+    outcomes = run_many(specs, parallel=args.parallel)
+    print(format_outcomes(outcomes))
+    print(f"table: {PROG} results {Path(args.runs_dir) / args.table}")
+    return int(any(o.status == "failed" for o in outcomes))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -440,6 +404,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (default: the recipe's data.root)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the recipe's, auto)")
     p.add_argument("--epochs", type=int, default=None, help="shorthand for schedule.epochs=N")
+    p.add_argument("--fast", action="store_true",
+                   help="one-GPU fast path: device-resident data, bf16, channels_last, fused step (train/fast.py)")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress bars or per-epoch lines")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="recipe overrides, e.g. loss.alpha=8 optim.lr=0.1 data.batch_size=128 epochs=2")
@@ -518,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "print (or --run) every command of one paper table: pairs × methods × seeds",
                    f"examples:\n  {PROG} reproduce cifar100 --seeds 0 1 2 > cifar100.sh\n"
                    f"  {PROG} reproduce cifar100 --methods ldrld --seeds 0 --run\n"
+                   f"  {PROG} reproduce cifar100 --seeds 0 1 2 --fast --run --parallel 4   (one big GPU)\n"
                    f"  {PROG} reproduce imagenet --nproc 8    (torchrun commands)")
     p.add_argument("table", metavar="TABLE", help=f"one of {list(TABLES)}")
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="SEED", help="seeds (default: 0 1 2)")
@@ -525,10 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="methods among vanilla kd dkd ldrld (default: all; vanilla = the student trained alone)")
     p.add_argument("--runs-dir", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--nproc", type=int, default=1, help="GPUs per run: print torchrun commands when > 1")
+    p.add_argument("--fast", action="store_true", help="the one-GPU fast path (train/fast.py) for every run")
     p.add_argument("--run", action="store_true",
-                   help="run the commands here, one after the other: finished runs are skipped, "
-                        "unfinished ones resumed")
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress bars (with --run)")
+                   help="run the commands here: finished runs are skipped, unfinished ones resumed; "
+                        "each run logs to <run folder>/run.log")
+    p.add_argument("--parallel", type=int, default=1, help="with --run: runs at once (default 1: one after the other)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides added to every run")
 
     p = _subparser(subs, "demo", cmd_demo,

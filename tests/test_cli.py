@@ -129,25 +129,30 @@ def test_reproduce_loss_override_of_one_method(capsys):
     assert code == 2 and "loss.alpha" in err and "(for --methods vanilla" in err
 
 
-def test_reproduce_imagenet_torchrun_and_plan():
+def test_reproduce_imagenet_torchrun_and_plan(capsys):
     plan = reproduce_plan("imagenet", seeds=[0], methods=["ldrld"])
-    assert [(p["teacher"], p["student"]) for p in plan] == list_pairs("imagenet")
-    assert plan[0]["run_dir"] == Path("runs/imagenet/resnet34-resnet18/ldrld/seed0")
+    assert [(p.teacher, p.student) for p in plan] == list_pairs("imagenet")
+    assert Path(plan[0].run_dir) == Path("runs/imagenet/resnet34-resnet18/ldrld/seed0")
+    code, out, _ = run_main(capsys, "reproduce", "imagenet", "--methods", "ldrld", "--seeds", "0", "--nproc", "8")
+    assert code == 0
+    assert ("torchrun --nproc_per_node=8 -m ldrld_mini distill --recipe imagenet --teacher resnet34 "
+            "--student resnet18 --method ldrld --seed 0") in out
 
 
 def test_reproduce_run_skips_finished_and_resumes(capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the synthetic recipe's teacher folders are relative to the working dir
-    argv = ["reproduce", "synthetic", "--methods", "vanilla", "--seeds", "0", "--run", "--quiet", *TINY_SYNTHETIC]
+    monkeypatch.chdir(tmp_path)  # run folders are relative to the working directory
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # the worker processes import the package
+    argv = ["reproduce", "synthetic", "--methods", "vanilla", "--seeds", "0", "--run", *TINY_SYNTHETIC]
     code, out, err = run_main(capsys, *argv)
-    assert code == 0, err
+    assert code == 0, out + err
     plan = reproduce_plan("synthetic", seeds=[0], methods=["vanilla"])
-    assert all((tmp_path / p["run_dir"] / "summary.json").exists() for p in plan)
-    unfinished = tmp_path / plan[-1]["run_dir"]
-    (unfinished / "summary.json").unlink()
+    assert len(plan) == 2 and all((tmp_path / p.run_dir / "summary.json").exists() for p in plan)
+    unfinished = tmp_path / plan[-1].run_dir
+    (unfinished / "summary.json").unlink()  # as if killed after its last checkpoint
     code, out, _ = run_main(capsys, *argv)
     assert code == 0
-    assert out.count("finished, skipped") == len(plan) - 1 and "resuming" in out
-    assert (unfinished / "summary.json").exists()
+    assert re.search(r"\| vanilla_resnet8_seed0 \| skipped", out) and out.count("| done |") == 1
+    assert (unfinished / "summary.json").exists() and "resuming" in (unfinished / "run.log").read_text()
 
 
 def test_teachers_lists_six(capsys, tmp_path):
