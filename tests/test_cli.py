@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ldrld_mini.cli import default_run_dir, main, reproduce_plan
 from ldrld_mini.demo import QUICK, _cached, demo_configs
@@ -85,6 +86,23 @@ def test_missing_data_exits_2_and_debug_shows_traceback(capsys, tmp_path):
         main(["--debug", *argv])
 
 
+def test_train_then_distill_on_tiny_synthetic(capsys, tmp_path):
+    teacher = tmp_path / "teacher"
+    code, out, err = run_main(capsys, "train", "--recipe", "synthetic", "--model", "resnet8", "--run-dir",
+                              str(teacher), "--quiet", *TINY_SYNTHETIC)
+    assert code == 0, err
+    assert f"-> {teacher}" in out and (teacher / "summary.json").exists()
+    student = tmp_path / "student"
+    distill = ["distill", "--recipe", "synthetic", "--teacher", "resnet8", "--student", "resnet8", "--method",
+               "ldrld", "--run-dir", str(student), "--quiet", f"model.teacher_checkpoint={teacher}", "loss.k=3",
+               *TINY_SYNTHETIC]
+    code, out, err = run_main(capsys, *distill)
+    assert code == 0, err
+    assert yaml.safe_load((student / "config.yaml").read_text())["loss"]["k"] == 3
+    code, _, err = run_main(capsys, *distill)  # the folder is taken: say so, do not overwrite
+    assert code == 2 and "already holds a finished run" in err and "--resume" in err
+
+
 def test_results_command_on_hand_made_runs(capsys, tmp_path):
     root = tmp_path / "runs"
     best = {0: 76.0, 1: 77.0, 2: 77.6}
@@ -149,10 +167,12 @@ def test_reproduce_run_skips_finished_and_resumes(capsys, tmp_path, monkeypatch)
     assert len(plan) == 2 and all((tmp_path / p.run_dir / "summary.json").exists() for p in plan)
     unfinished = tmp_path / plan[-1].run_dir
     (unfinished / "summary.json").unlink()  # as if killed after its last checkpoint
+    trained_at = (unfinished / "last.pt").stat().st_mtime_ns
     code, out, _ = run_main(capsys, *argv)
     assert code == 0
     assert re.search(r"\| vanilla_resnet8_seed0 \| skipped", out) and out.count("| done |") == 1
-    assert (unfinished / "summary.json").exists() and "resuming" in (unfinished / "run.log").read_text()
+    assert (unfinished / "summary.json").exists()
+    assert (unfinished / "last.pt").stat().st_mtime_ns == trained_at  # resumed after its last epoch, not retrained
 
 
 def test_teachers_lists_six(capsys, tmp_path):

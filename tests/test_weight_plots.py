@@ -38,7 +38,7 @@ def test_pair_matrix_from_vector_and_matrix():
     np.testing.assert_allclose(pair_matrix(adw_matrix(7, dtype=torch.float64)), m)
 
 
-@pytest.mark.parametrize("bad", [np.zeros(4), np.zeros((3, 4))])
+@pytest.mark.parametrize("bad", [np.zeros(4), np.zeros((3, 4)), np.zeros((1, 1, 3)), np.float64(1.0)])
 def test_pair_matrix_rejects_bad_shapes(bad):
     with pytest.raises(ValueError, match="values must"):
         pair_matrix(bad)

@@ -34,8 +34,8 @@ def pair_matrix(values) -> np.ndarray:
         if v.shape[0] != v.shape[1]:
             raise ValueError(f"values must be a square (k, k) matrix or a (C(k,2),) vector, got shape {v.shape}.")
         return np.where(np.triu(np.ones(v.shape, dtype=bool), k=1), v, np.nan)
-    k = int(round((1 + np.sqrt(1 + 8 * len(v))) / 2))
-    if v.ndim != 1 or k * (k - 1) // 2 != len(v):
+    k = int(round((1 + np.sqrt(1 + 8 * v.size)) / 2))
+    if v.ndim != 1 or k * (k - 1) // 2 != v.size:
         raise ValueError(f"values must hold C(k, 2) pair entries (1, 3, 6, 10, 15, 21, ...), got shape {v.shape}; "
                          "pass the output of pair_weights(k) or pairwise_kl(...).mean(0).")
     a, b = (t.numpy() for t in pair_positions(k))
@@ -150,10 +150,7 @@ def plot_adw_playground(logits_student, logits_teacher, *, k: int = 7, temperatu
 
 def plot_gradient_by_rank(gradients: Mapping[str, object], ranking_logits, *, k: int,
                           figsize: tuple[float, float] | None = None) -> Figure:
-    """Bars of one sample's gradient per class (C,), classes sorted by `ranking_logits` (C,), one panel per entry.
-
-    The top-k classes are red, the remaining ones blue; each panel has its own y-scale.
-    """
+    """One panel of bars per (C,) gradient, classes sorted by `ranking_logits` (C,), the top-k red, own y-scales."""
     if not gradients:
         raise ValueError("gradients is empty; pass e.g. {'KD': grad_kd} with at least one (C,) entry.")
     order = np.argsort(-_as_numpy(ranking_logits), kind="stable")  # (C,) class indices, highest first
@@ -181,10 +178,7 @@ def plot_gradient_by_rank(gradients: Mapping[str, object], ranking_logits, *, k:
 
 def plot_rank_profiles(profiles: Mapping[str, object], *, k: int, ylabel: str = "mean |∂L / ∂z|",
                        title: str = "", logy: bool = True, figsize: tuple[float, float] = (7.0, 3.8)) -> Figure:
-    """One line per entry of a (C,) profile over rank positions 1..C, the top-k region shaded.
-
-    On a log axis, zero entries (e.g. a term that ignores the classes outside the top-k) are left out.
-    """
+    """One line per (C,) profile over rank positions 1..C, the top-k shaded; zeros left out on a log axis."""
     if not profiles:
         raise ValueError("profiles is empty; pass e.g. {'KD': profile} with at least one (C,) entry.")
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
