@@ -134,7 +134,8 @@ class _LDRLDTerms(torch.autograd.Function):
     """Forward computes both terms and, when needed, their gradients w.r.t. the student logits."""
 
     @staticmethod
-    def forward(ctx, logits_student, logits_teacher, index, pair_matrix, group_weight, temperature, groups):
+    def forward(ctx, logits_student, logits_teacher, index, pair_matrix, group_weight, temperature, groups,
+                need_grad):
         batch, classes = logits_student.shape
         k = index.shape[1]
         u = logits_student / temperature  # (B, C)
@@ -162,7 +163,7 @@ class _LDRLDTerms(torch.autograd.Function):
         else:
             rest = u.new_zeros(())
 
-        if ctx.needs_input_grad[0]:
+        if need_grad:  # skipped under torch.no_grad() or for a student that needs no gradient
             g_scale = temperature / batch  # d/dz = (1/T) d/du, times T^2 / B
             sigma_gap = torch.sigmoid(d_s) - p_t  # (B, k, k) dKL/dd_s
             g_top = (pair_matrix * sigma_gap).sum(dim=2) + group_weight * (log_q_s.exp() - q_t)  # (B, k)
@@ -177,7 +178,7 @@ class _LDRLDTerms(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_local, grad_rest):
         g_local, g_rest = ctx.saved_tensors
-        return grad_local * g_local + grad_rest * g_rest, None, None, None, None, None, None
+        return grad_local * g_local + grad_rest * g_rest, None, None, None, None, None, None, None
 
 
 def ldrld_terms_fast(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7,
@@ -188,14 +189,16 @@ def ldrld_terms_fast(logits_student: Tensor, logits_teacher: Tensor, *, k: int =
         raise ValueError(f"rank_by must be one of {RANK_BY}, got {rank_by!r}; the paper ranks by the student.")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+    check_k(k, logits_student.shape[1])
     dtype = compute_dtype(logits_student)
     zs, zt = logits_student.to(dtype), logits_teacher.detach().to(dtype)
     ranking = zs if rank_by == "student" else zt
     index = torch.topk(ranking.detach(), k, dim=1).indices  # (B, k)
     matrix = _cached_matrix(k, epsilon, delta, lam, dtype, zs.device)
     groups = k * (k - 1) // 2 + 1 if reduction == "mean" else 1
+    need_grad = torch.is_grad_enabled() and zs.requires_grad
     return _LDRLDTerms.apply(zs, zt, index, matrix, llki_weight(k, epsilon, delta, lam),
-                             float(temperature), groups)
+                             float(temperature), groups, need_grad)
 
 
 _MATRICES: dict = {}
