@@ -38,8 +38,8 @@ class DemoSettings:
         return [epochs - max(epochs // 4, 1)] if epochs >= 4 else []
 
 
-DEMO = DemoSettings(num_classes=20, train_per_class=100, val_per_class=40, teacher="resnet20",
-                    student="resnet8", teacher_epochs=12, student_epochs=8, batch_size=64, lr=0.05)
+DEMO = DemoSettings(num_classes=20, train_per_class=100, val_per_class=40, teacher="resnet8",
+                    student="resnet8", teacher_epochs=16, student_epochs=8, batch_size=64, lr=0.05)
 QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, teacher="resnet8",
                      student="resnet8", teacher_epochs=1, student_epochs=1, batch_size=32, lr=0.05)
 
