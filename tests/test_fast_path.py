@@ -300,9 +300,9 @@ def test_plan_table_matches_the_cli_reproduce_plan(table):
 
     specs = plan_table(table, seeds=[0, 1])
     items = reproduce_plan(table, seeds=[0, 1])
-    assert sorted(s.run_dir for s in specs) == sorted(str(i["run_dir"]) for i in items)
+    assert sorted(s.run_dir for s in specs) == sorted(str(i.run_dir) for i in items)
     assert sorted(s.run_dir for s in specs if s.stage == 0) == \
-        sorted(str(i["run_dir"]) for i in items if i["role"] == "teacher")
+        sorted(str(i.run_dir) for i in items if i.stage == 0)
     assert sorted(specs_from_plan(table, items), key=lambda s: s.run_dir) == sorted(specs, key=lambda s: s.run_dir)
 
 
