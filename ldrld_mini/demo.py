@@ -41,7 +41,7 @@ class DemoSettings:
 DEMO = DemoSettings(num_classes=20, train_per_class=100, val_per_class=40, teacher="resnet8",
                     student="resnet8", teacher_epochs=16, student_epochs=8, batch_size=64, lr=0.05)
 QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, teacher="resnet8",
-                     student="resnet8", teacher_epochs=1, student_epochs=1, batch_size=32, lr=0.05)
+                     student="resnet8", teacher_epochs=2, student_epochs=1, batch_size=32, lr=0.05)
 
 
 def _overrides(s: DemoSettings, epochs: int, cache_dir: str | Path | None) -> list[str]:

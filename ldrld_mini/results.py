@@ -17,7 +17,7 @@ import yaml
 
 __all__ = [
     "Run", "Group", "load_run", "load_runs", "group_runs", "results_table", "unfinished_table",
-    "format_results", "epoch_curves", "mean_std", "VAL_TOP1_KEYS",
+    "format_results", "epoch_curves", "mean_std", "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS",
 ]
 
 GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
@@ -171,12 +171,36 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), std
 
 
+# config keys that say where a run lives or how it is watched, not what it computes (never split a group)
+RUNTIME_KEYS = ("name", "train.seed", "data.root", "data.num_workers", "data.options.cache_dir",
+                "data.val_batch_size", "model.teacher_checkpoint", "train.device", "train.log_every",
+                "train.compile", "train.tensorboard")
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"optim": {"lr": 0.05}}` -> `{"optim.lr": 0.05}` (lists become tuples)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def settings_of(run: Run) -> tuple[tuple[str, str], ...]:
+    """What a run computes apart from its seed: the flattened config without the runtime keys."""
+    return tuple(sorted((k, json.dumps(v)) for k, v in flatten(run.config).items() if k not in RUNTIME_KEYS))
+
+
 @dataclass
 class Group:
-    """The finished seeds of one (dataset, teacher, student, method)."""
+    """The finished seeds of one (dataset, teacher, student, method) run with the same settings."""
 
     key: GroupKey
+    settings: tuple[tuple[str, str], ...]
     runs: list[Run] = field(default_factory=list)
+    variant: str = ""  # the settings that set this group apart from others of the same key ('' if none)
 
     @property
     def seeds(self) -> list[int]:
@@ -194,13 +218,32 @@ class Group:
         return mean_std([r.last_top1 for r in self.runs if r.last_top1 is not None])
 
 
-def group_runs(runs: Iterable[Run]) -> dict[GroupKey, Group]:
-    """Finished runs grouped by (dataset, teacher, student, method); unfinished runs are left out."""
-    groups: dict[GroupKey, Group] = {}
+def group_runs(runs: Iterable[Run]) -> list[Group]:
+    """Finished runs grouped by (dataset, teacher, student, method) and settings; unfinished runs left out.
+
+    Runs that differ in anything but the seed (and where they live) are never averaged together: groups
+    sharing a key get a `variant` naming the settings that differ, e.g. "schedule.epochs=16".
+    """
+    groups: dict[tuple, Group] = {}
     for run in runs:
         if run.finished:
-            groups.setdefault(run.key, Group(run.key)).runs.append(run)
-    return groups
+            settings = settings_of(run)
+            groups.setdefault((run.key, settings), Group(run.key, settings)).runs.append(run)
+    by_key: dict[GroupKey, list[Group]] = {}
+    for group in groups.values():
+        by_key.setdefault(group.key, []).append(group)
+    for siblings in by_key.values():
+        if len(siblings) > 1:
+            _name_variants(siblings)
+    return sorted(groups.values(), key=lambda g: (_row_order(g.key), g.variant))
+
+
+def _name_variants(siblings: list[Group]) -> None:
+    """Set each group's `variant` to its values of the settings that differ among `siblings`."""
+    tables = [dict(g.settings) for g in siblings]
+    keys = sorted({k for t in tables for k in t if len({t2.get(k) for t2 in tables}) > 1})
+    for group, table in zip(siblings, tables):
+        group.variant = ", ".join(f"{k}={json.loads(table[k]) if k in table else '–'}" for k in keys)
 
 
 PaperLookup = Callable[[str, str | None, str, str], float | None]
@@ -240,22 +283,26 @@ def _fmt_diff(ours: float, paper: float | None) -> str:
 
 
 def results_table(runs: Iterable[Run], *, paper: PaperLookup | None = paper_number) -> str:
-    """Markdown table, one row per (dataset, teacher, student, method): best/last top-1 over seeds vs paper."""
+    """Markdown table, one row per (dataset, teacher, student, method[, variant]): best/last top-1 over seeds
+    (mean ± sample std) next to the paper's number and the difference."""
     groups = group_runs(runs)
+    variants = any(g.variant for g in groups)
+    extra = (" setting |", "---|") if variants else ("", "")
     lines = [
-        "| dataset | teacher → student | method | seeds | best top-1 | last top-1 | paper | Δ best | Δ last |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| dataset | teacher → student | method |{extra[0]} seeds | best top-1 | last top-1 | paper | Δ best | Δ last |",
+        f"|---|---|---|{extra[1]}---|---|---|---|---|---|",
     ]
-    for key in sorted(groups, key=_row_order):
-        group = groups[key]
-        dataset, teacher, student, method = key
+    for group in groups:
+        dataset, teacher, student, method = group.key
         n = len(group.runs)
         (best_m, best_s), (last_m, last_s) = group.best, group.last
         published = paper(dataset, None if teacher == "-" else teacher, student, method) if paper else None
         pair = student if teacher == "-" else f"{teacher} → {student}"
+        seeds = str(n) if len(set(group.seeds)) == n else f"{n} (repeated seed!)"
+        setting = f" {group.variant or '–'} |" if variants else ""
         lines.append(
-            f"| {dataset} | {pair} | {method} | {n} | {_fmt(best_m, best_s, n)} | {_fmt(last_m, last_s, n)} "
-            f"| {'–' if published is None else f'{published:.2f}'} "
+            f"| {dataset} | {pair} | {method} |{setting} {seeds} | {_fmt(best_m, best_s, n)} "
+            f"| {_fmt(last_m, last_s, n)} | {'–' if published is None else f'{published:.2f}'} "
             f"| {_fmt_diff(best_m, published)} | {_fmt_diff(last_m, published)} |"
         )
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from ldrld_mini.data.device_loader import DeviceLoader
 from ldrld_mini.losses import build_loss
 from ldrld_mini.train.fast import FAST_OVERRIDES, FastDistiller, FastLoss, graph_safe_sgd
 from ldrld_mini.train.loop import autocast, train_one_epoch
-from ldrld_mini.train.multirun import RunSpec, format_outcomes, plan_table, run_many, specs_from_plan
+from ldrld_mini.train.multirun import RunSpec, format_outcomes, plan_table, run_many
 from ldrld_mini.train.multirun import main as multirun_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,14 +296,13 @@ def test_plan_table_covers_pairs_methods_seeds():
 
 @pytest.mark.parametrize("table", ["cifar100", "synthetic"])
 def test_plan_table_matches_the_cli_reproduce_plan(table):
-    from ldrld_mini.cli import reproduce_plan
+    from ldrld_mini.cli import default_run_dir, reproduce_plan
 
     specs = plan_table(table, seeds=[0, 1])
-    items = reproduce_plan(table, seeds=[0, 1])
-    assert sorted(s.run_dir for s in specs) == sorted(str(i.run_dir) for i in items)
-    assert sorted(s.run_dir for s in specs if s.stage == 0) == \
-        sorted(str(i.run_dir) for i in items if i.stage == 0)
-    assert sorted(specs_from_plan(table, items), key=lambda s: s.run_dir) == sorted(specs, key=lambda s: s.run_dir)
+    assert reproduce_plan(table, seeds=[0, 1]) == specs
+    for spec in specs:  # the scheduler's folders are the ones `ldrld-mini distill/train` would use
+        assert Path(spec.run_dir) == default_run_dir(table, spec.method, spec.student, spec.teacher, spec.seed)
+    assert (table == "synthetic") == any(s.stage == 0 for s in specs)  # only synthetic trains its teacher
 
 
 def test_plan_table_vanilla_students_once_and_bad_input():

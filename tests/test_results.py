@@ -11,10 +11,11 @@ from ldrld_mini.results import (epoch_curves, format_results, group_runs, load_r
 
 
 def write_run(run_dir, *, dataset="cifar100", teacher="resnet32x4", student="resnet8x4", method="ldrld",
-              seed=0, curve=(50.0, 60.0, 70.0), finished=True):
+              seed=0, curve=(50.0, 60.0, 70.0), finished=True, overrides=()):
     """A run folder as `fit` writes it: config.yaml (real resolved config), metrics.jsonl, summary.json."""
-    cfg = load_config(dataset, teacher=None if method == "vanilla" else teacher, student=student,
-                      method=method, overrides=[f"train.seed={seed}", f"schedule.epochs={len(curve) + (0 if finished else 2)}"])
+    epochs = len(curve) + (0 if finished else 2)
+    cfg = load_config(dataset, teacher=None if method == "vanilla" else teacher, student=student, method=method,
+                      overrides=[f"train.seed={seed}", f"schedule.epochs={epochs}", *overrides])
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     best = 0.0
@@ -59,7 +60,7 @@ def test_load_runs_reads_identity_from_config(runs):
 
 
 def test_mean_std_over_seeds(runs):
-    groups = group_runs(load_runs(runs))
+    groups = {g.key: g for g in group_runs(load_runs(runs))}
     ldrld = groups[("cifar100", "resnet32x4", "resnet8x4", "ldrld")]
     best, last = [76.0, 77.0, 77.6], [75.5, 76.8, 77.1]
     assert ldrld.seeds == [0, 1, 2]
@@ -95,6 +96,18 @@ def test_unfinished_runs_are_listed_not_averaged(runs):
     assert "dkd" in unfinished and "2/4" in unfinished and "99.00" in unfinished
     assert "| dkd |" not in text.split("## Unfinished")[0]
     assert unfinished_table([r for r in load_runs(runs) if r.finished]) == ""
+
+
+def test_runs_with_other_settings_are_not_averaged_together(runs):
+    pair = runs / "cifar100" / "resnet32x4-resnet8x4"
+    write_run(pair / "ldrld_alpha8" / "seed0", curve=(60.0, 70.0, 71.0), overrides=["loss.alpha=8"])
+    write_run(pair / "ldrld_alpha8" / "seed1", seed=1, curve=(60.0, 72.0, 73.0), overrides=["loss.alpha=8",
+                                                                                            "data.root=/elsewhere"])
+    groups = [g for g in group_runs(load_runs(runs)) if g.key[3] == "ldrld"]
+    assert sorted(len(g.runs) for g in groups) == [2, 3]  # data.root is where, not what: still one group
+    assert sorted(g.variant for g in groups) == ["loss.alpha=10.5", "loss.alpha=8.0"]
+    table = results_table(load_runs(runs))
+    assert "| setting |" in table and "| ldrld | loss.alpha=8.0 | 2 | 71.00 ± 1.41 |" in table
 
 
 def test_paper_number_lookup():

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 from ..recipes import list_pairs, load_config
 from .fast import FAST_OVERRIDES
 
-__all__ = ["RunSpec", "RunOutcome", "plan_table", "run_folder", "specs_from_plan", "run_many", "format_plan",
+__all__ = ["RunSpec", "RunOutcome", "plan_table", "run_folder", "run_many", "format_plan",
            "format_outcomes", "add_arguments", "run_from_args", "main"]
 
 DEFAULT_METHODS = ("vanilla", "kd", "dkd", "ldrld")
@@ -169,13 +169,6 @@ def plan_table(dataset: str = "cifar100", seeds: Iterable[int] = (0,), *, method
     for spec in specs:
         spec.config()  # fail early on a bad method, pair or override
     return specs
-
-
-def specs_from_plan(dataset: str, plan: Iterable[dict], overrides: Sequence[str] = ()) -> list[RunSpec]:
-    """RunSpecs from `cli.reproduce_plan` items ({method, teacher, student, seed, run_dir, role})."""
-    return [RunSpec(dataset, item["method"], item["teacher"], item["student"], int(item["seed"]),
-                    str(item["run_dir"]), tuple(overrides), stage=0 if item.get("role") == "teacher" else 1)
-            for item in plan]
 
 
 def format_plan(specs: Sequence[RunSpec]) -> str:
