@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ldrld_mini.data import (
     DATASETS, DatasetNotReadyError, DeviceLoader, EpochSampler, build_datasets, build_loaders, check_dataset,
     class_names, crop_flip, generate_synthetic, normalise, superclass_map, superclass_of,
+    write_cifar100_standin, write_imagenet_standin,
 )
 from ldrld_mini.data.device_loader import _SEED_STRIDE
 
@@ -22,63 +22,15 @@ CIFAR_MEAN, CIFAR_STD = DATASETS["cifar100"].mean, DATASETS["cifar100"].std
 
 
 # ---------------------------------------------------------------- CIFAR-100 in its real pickle format
-class _Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python-2 `str` opcodes, as in the published CIFAR files (written by Python 2).
-
-    Loaded with encoding='bytes' the keys read b'data', b'fine_labels', ...; with encoding='latin1' (what
-    torchvision uses) they read 'data', ... and numpy's raw array bytes are decoded as numpy expects.
-    """
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
-        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
-        self.write(head + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
-
-
-def _dump_py2(obj, path) -> None:
-    with open(path, "wb") as f:
-        _Py2Pickler(f, protocol=2).dump(obj)
-
-
-def _cifar_split(n: int, rng: np.random.Generator, name: bytes) -> dict:
-    """One split dict with the keys of the real files: data uint8 (N, 3072) = R plane, G plane, B plane."""
-    return {
-        b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-        b"fine_labels": [int(v) for v in rng.integers(0, 100, size=n)],
-        b"coarse_labels": [int(v) for v in rng.integers(0, 20, size=n)],
-        b"filenames": [b"img_%d.png" % i for i in range(n)],
-        b"batch_label": name,
-    }
-
-
 @pytest.fixture
 def cifar_root(tmp_path):
-    """<tmp>/cifar-100-python/{train,test,meta}: 30 train and 10 test images in the published layout."""
-    folder = tmp_path / "cifar-100-python"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    _dump_py2(_cifar_split(30, rng, b"training batch 1 of 1"), folder / "train")
-    _dump_py2(_cifar_split(10, rng, b"testing batch 1 of 1"), folder / "test")
-    _dump_py2({b"fine_label_names": [b"class%d" % i for i in range(100)],
-               b"coarse_label_names": [b"super%d" % i for i in range(20)]}, folder / "meta")
-    return tmp_path
-
-
-def test_cifar_fixture_reads_like_the_published_files(cifar_root):
-    with open(cifar_root / "cifar-100-python" / "train", "rb") as f:
-        entry = pickle.load(f, encoding="bytes")  # the CIFAR website's own loading snippet
-    assert {b"data", b"fine_labels", b"coarse_labels", b"filenames", b"batch_label"} <= set(entry)
-    assert entry[b"data"].dtype == np.uint8 and entry[b"data"].shape == (30, 3072)
+    """<tmp>/cifar-100-python/{train,test,meta}: 200 train and 100 test images in the published layout."""
+    return write_cifar100_standin(tmp_path, train_per_class=2, test_per_class=1)
 
 
 def test_cifar100_loads_through_torchvision(cifar_root):
     train, val = build_datasets("cifar100", cifar_root, train_aug=False, verify_md5=False)
-    assert (len(train), len(val), len(train.classes)) == (30, 10, 100)
+    assert (len(train), len(val), len(train.classes)) == (200, 100, 100)
     with open(cifar_root / "cifar-100-python" / "train", "rb") as f:
         raw = pickle.load(f, encoding="bytes")
     i, r, c = 3, 5, 7
@@ -114,24 +66,24 @@ def test_cifar100_half_prepared_names_the_missing_file(cifar_root):
 
 def test_cifar100_check_counts(cifar_root):
     assert not check_dataset("cifar100", cifar_root, verify_md5=False).ok  # expects 50000 / 10000
-    report = check_dataset("cifar100", cifar_root, verify_md5=False, expected_train=30, expected_val=10)
+    report = check_dataset("cifar100", cifar_root, verify_md5=False, expected_train=200, expected_val=100)
     assert report.ok, report.format()
-    assert report.counts == {"train images": 30, "val images": 10}
+    assert report.counts == {"train images": 200, "val images": 100}
 
 
 def test_cifar100_root_default_is_env_var(cifar_root, monkeypatch):
     monkeypatch.setenv("LDRLD_DATA", str(cifar_root))
     train, _ = build_datasets("cifar100", verify_md5=False)
-    assert len(train) == 30
+    assert len(train) == 200
 
 
 def test_cifar100_loaders_both_paths(cifar_root):
     for gpu_resident in (False, True):
-        train, val = build_loaders("cifar100", cifar_root, batch_size=8, gpu_resident=gpu_resident, verify_md5=False)
+        train, val = build_loaders("cifar100", cifar_root, batch_size=64, gpu_resident=gpu_resident, verify_md5=False)
         x, y = next(iter(train))
-        assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+        assert x.shape == (64, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
         assert len(train) == 4 and len(val) == 2
-        assert sum(len(y) for _, y in val) == 10
+        assert sum(len(y) for _, y in val) == 100
 
 
 # ---------------------------------------------------------------- Tiny-ImageNet, official layout
@@ -152,7 +104,11 @@ def _class_value(wnid: str) -> int:
 
 @pytest.fixture
 def tiny_root(tmp_path):
-    """<tmp>/tiny-imagenet-200 with 3 classes x 4 train and x 2 val images, val labels in val_annotations.txt."""
+    """<tmp>/tiny-imagenet-200 with 3 classes x 4 train and x 2 val images, val labels in val_annotations.txt.
+
+    Written by hand, not by `write_tiny_imagenet_standin`: an unsorted wnids.txt, a grey image, val labels
+    in no order and images whose intensity encodes the class are the traps these tests set for the loader.
+    """
     folder = tmp_path / "tiny-imagenet-200"
     folder.mkdir()
     (folder / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
@@ -242,19 +198,16 @@ def test_tiny_imagenet_missing_folder(tmp_path):
 @pytest.fixture
 def imagenet_root(tmp_path):
     """<tmp>/imagenet/{train,val}/<wnid>/*.JPEG, 3 classes, 3 train and 2 val images each."""
-    for split, n in (("train", 3), ("val", 2)):
-        for c, wnid in enumerate(["n001", "n002", "n003"]):
-            for i in range(n):
-                _jpeg(tmp_path / "imagenet" / split / wnid / f"{wnid}_{i}.JPEG", 60 * c + 30, size=40)
-    return tmp_path
+    return write_imagenet_standin(tmp_path, num_classes=3, train_per_class=3, val_per_class=2)
 
 
+IMAGENET_WNIDS = ["n09000000", "n09000017", "n09000034"]
 IMAGENET_COUNTS = dict(expected_classes=3, expected_val_per_class=2)
 
 
 def test_imagenet_imagefolder(imagenet_root):
     train, val = build_datasets("imagenet", imagenet_root, **IMAGENET_COUNTS)
-    assert (len(train), len(val), val.classes) == (9, 6, ["n001", "n002", "n003"])
+    assert (len(train), len(val), val.classes) == (9, 6, IMAGENET_WNIDS)
     assert val.targets == [0, 0, 1, 1, 2, 2]
     assert train[0][0].shape == val[0][0].shape == (3, 224, 224)
     kinds = [type(t).__name__ for t in val.transform.transforms]
@@ -269,9 +222,10 @@ def test_imagenet_flat_val_is_refused(imagenet_root):
 
 
 def test_imagenet_class_lists_must_agree(imagenet_root):
-    (imagenet_root / "imagenet" / "val" / "n003").rename(imagenet_root / "imagenet" / "val" / "n009")
+    (imagenet_root / "imagenet" / "val" / "n09000034").rename(imagenet_root / "imagenet" / "val" / "n09000099")
     report = check_dataset("imagenet", imagenet_root, **IMAGENET_COUNTS)
-    assert not report.ok and "only in train: [n003]" in report.format() and "only in val: [n009]" in report.format()
+    assert not report.ok and "only in train: [n09000034]" in report.format()
+    assert "only in val: [n09000099]" in report.format()
     assert "expected 1000" in check_dataset("imagenet", imagenet_root).format()
 
 

@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 import yaml
 
-from ldrld_mini.recipes import (RECIPES, Config, list_pairs, load_config, load_recipe, published,
-                                recipe_path)
+from ldrld_mini.recipes import (RECIPES, Config, describe_config, list_pairs, load_config, load_recipe,
+                                published, recipe_path)
 
 CIFAR_PAIRS = [
     ("resnet56", "resnet20"), ("resnet110", "resnet20"), ("resnet110", "resnet32"),
@@ -105,6 +105,25 @@ def test_every_value_has_a_source():
             for key in ("dkd", "kd", "ldrld"):
                 if key in pair:
                     assert pair.get(f"{key}_source"), (ds, pair)
+
+
+def _unwrapped(text: str) -> str:
+    """`text` with textwrap's line breaks and the `source:` labels undone, white space folded."""
+    return " ".join(" ".join(line.strip().removeprefix("source:").split()) for line in text.splitlines())
+
+
+def test_describe_config_shows_each_resolved_section_with_its_source():
+    cfg = load_config("cifar100", teacher="resnet32x4", student="resnet8x4", method="ldrld", overrides=["lr=0.1"])
+    text, recipe = describe_config(cfg, width=60), load_recipe("cifar100")
+    heads = [line for line in text.splitlines() if not line.startswith(" ")]
+    assert [line.split()[0] for line in heads] == ["data", "model", "optim", "schedule", "loss"]
+    assert "'lr': 0.1," in heads[2] and "'k': 7," in heads[4]
+    assert "'teacher':" not in heads[1] and "'student':" not in heads[1] and "'options':" not in heads[0]
+    for source in [recipe["defaults"][s]["source"] for s in ("data", "model", "optim", "schedule")]:
+        assert " ".join(source.split()) in _unwrapped(text)
+    assert max(len(line) for line in text.splitlines() if line.startswith(" ")) <= 60
+    vanilla = describe_config(load_config("imagenet", student="resnet18", method="vanilla"))
+    assert " ".join(load_recipe("imagenet")["methods"]["vanilla"]["source"].split()) in _unwrapped(vanilla)
 
 
 def test_ldrld_notes_alpha_beta_are_reused():

@@ -11,6 +11,7 @@ from .device_loader import DeviceLoader, crop_flip, epoch_generator, normalise
 from .memory import ArrayDataset
 from .registry import DATASETS, DatasetInfo, default_root, get_info
 from .report import DatasetNotReadyError, DatasetReport
+from .standins import write_cifar100_standin, write_imagenet_standin, write_tiny_imagenet_standin
 from .synthetic import class_names, generate_synthetic, superclass_map, superclass_names, superclass_of
 from .tiny_imagenet import TinyImageNet
 
@@ -20,4 +21,5 @@ __all__ = [
     "DeviceLoader", "EpochLoader", "EpochSampler", "epoch_generator", "crop_flip", "normalise",
     "ArrayDataset", "TinyImageNet",
     "generate_synthetic", "superclass_of", "superclass_map", "class_names", "superclass_names",
+    "write_cifar100_standin", "write_tiny_imagenet_standin", "write_imagenet_standin",
 ]

@@ -22,7 +22,7 @@ _FIX = (
 class UnverifiedCIFAR100(CIFAR100):
     """torchvision's CIFAR100 reader with the md5 checks switched off (files must still exist).
 
-    Used only when `verify_md5=False` is passed: for the tiny test fixtures, whose bytes cannot match the
+    Used only when `verify_md5=False` is passed: for stand-ins (`standins.py`), whose bytes cannot match the
     published checksums. Everything else (pickle reading, HWC layout, classes) is torchvision's code.
     """
 

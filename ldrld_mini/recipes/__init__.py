@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import textwrap
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,7 +22,8 @@ from .config import AMP_MODES, METHODS, Config, DataConfig, ModelConfig, OptimCo
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
     "METHODS", "AMP_MODES", "RECIPES", "load_config", "load_recipe", "list_pairs", "list_recipes",
-    "published", "apply_overrides", "parse_override", "recipe_path", "ENGINE_LOSS_KEYS", "default_name",
+    "published", "describe_config", "apply_overrides", "parse_override", "recipe_path", "ENGINE_LOSS_KEYS",
+    "default_name",
 ]
 
 RECIPES = ("cifar100", "tiny_imagenet", "imagenet", "synthetic")
@@ -69,6 +71,19 @@ def published(dataset: str, teacher: str, student: str) -> dict:
         return {**{k: None for k in PUBLISHED_KEYS}, "source": "not a pair of the recipe"}
     numbers = pair.get("published") or {}
     return {**{k: numbers.get(k) for k in PUBLISHED_KEYS}, "source": pair.get("published_source", "")}
+
+
+def describe_config(cfg: Config, width: int = 110) -> str:
+    """Each section of `cfg` (data, model, optim, schedule, loss): its resolved values, then its recipe's source."""
+    recipe, resolved = _read_recipe(cfg.dataset), cfg.to_dict()
+    sources = {section: recipe["defaults"][section]["source"] for section in ("data", "model", "optim", "schedule")}
+    sources["loss"] = recipe["methods"][cfg.method]["source"]
+    lines = []
+    for section, source in sources.items():
+        values = {k: v for k, v in resolved[section].items() if k not in ("options", "teacher", "student")}
+        lines.append(f"{section:9s} {values}")
+        lines.append(textwrap.fill(source, width, initial_indent=" " * 10 + "source: ", subsequent_indent=" " * 18))
+    return "\n".join(lines)
 
 
 def load_config(dataset: str, *, teacher: str | None = None, student: str | None = None,
