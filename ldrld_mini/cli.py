@@ -387,7 +387,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ldrld_mini.demo import run_demo
 
     run_demo(out_dir=args.out, quick=args.quick, threads=args.threads, retrain_teacher=args.retrain_teacher,
-             quiet=args.quiet)
+             quiet=args.quiet, seed=args.seed)
     return 0
 
 
@@ -502,11 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subparser(subs, "demo", cmd_demo,
                    "a few-minute CPU demo on the built-in data: teacher, vanilla, KD, DKD, LDRLD",
                    f"example:\n  {PROG} demo            (writes runs/demo/results.md and curves.png)\n"
-                   f"  {PROG} demo --quick    (seconds; a smoke test, numbers mean nothing)")
+                   f"  {PROG} demo --quick    (seconds; a smoke test, numbers mean nothing)\n"
+                   f"  {PROG} demo --seed 1 --out runs/demo_seed1   (another seed: its own teacher and students)")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: finishes in seconds (for tests)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
     p.add_argument("--retrain-teacher", action="store_true", help="ignore the cached teacher and train it again")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the data order, initialisations and augmentation (default 0); the teacher of "
+                        "another seed is trained again, so give it its own --out")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-epoch lines or progress bars")
     return parser
 

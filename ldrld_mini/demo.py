@@ -31,6 +31,7 @@ class DemoSettings:
     student_epochs: int
     batch_size: int
     lr: float
+    warmup_epochs: int = 4  # students only: linear lr warm-up, and DKD's loss warm-up (the teacher needs none)
     seed: int = 0
 
     def milestones(self, epochs: int) -> list[int]:
@@ -39,12 +40,13 @@ class DemoSettings:
 
 
 DEMO = DemoSettings(num_classes=20, train_per_class=100, val_per_class=40, teacher="resnet8",
-                    student="resnet8", teacher_epochs=16, student_epochs=8, batch_size=64, lr=0.05)
+                    student="resnet8", teacher_epochs=14, student_epochs=10, batch_size=32, lr=0.025,
+                    warmup_epochs=5)
 QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, teacher="resnet8",
                      student="resnet8", teacher_epochs=2, student_epochs=1, batch_size=32, lr=0.05)
 
 
-def _overrides(s: DemoSettings, epochs: int, cache_dir: str | Path | None) -> list[str]:
+def _overrides(s: DemoSettings, epochs: int, warmup: int, cache_dir: str | Path | None) -> list[str]:
     """Recipe overrides shared by the teacher and the students (in-memory batches augmented as tensors)."""
     cache = [f"data.options.cache_dir={cache_dir}"] if cache_dir else []
     return [
@@ -52,7 +54,8 @@ def _overrides(s: DemoSettings, epochs: int, cache_dir: str | Path | None) -> li
         f"data.options.val_per_class={s.val_per_class}", *cache,
         f"data.batch_size={s.batch_size}", "data.gpu_resident=true",
         f"optim.lr={s.lr}", f"schedule.epochs={epochs}", f"schedule.milestones={s.milestones(epochs)}",
-        f"train.seed={s.seed}", "train.device=cpu",
+        f"schedule.warmup_epochs={warmup}",
+        f"train.seed={s.seed}", "train.device=cpu", "train.channels_last=true",  # about 1.3x faster on CPU
     ]
 
 
@@ -66,12 +69,14 @@ def demo_configs(settings: DemoSettings, teacher_dir: str | Path, *, cache_dir: 
 
     s = settings
     configs = {"teacher": load_config("synthetic", student=s.teacher, method="vanilla",
-                                      overrides=_overrides(s, s.teacher_epochs, cache_dir))}
+                                      overrides=_overrides(s, s.teacher_epochs, 0, cache_dir))}
     for method in METHODS:
         extra = [] if method == "vanilla" else [f"model.teacher_checkpoint={teacher_dir}"]
+        if method == "dkd":  # DKD's loss warm-up follows the lr warm-up (the recipe's half budget)
+            extra.append(f"loss.warmup={max(s.warmup_epochs, 1)}")
         configs[method] = load_config("synthetic", teacher=None if method == "vanilla" else s.teacher,
                                       student=s.student, method=method,
-                                      overrides=_overrides(s, s.student_epochs, cache_dir) + extra)
+                                      overrides=_overrides(s, s.student_epochs, s.warmup_epochs, cache_dir) + extra)
     return configs
 
 
@@ -87,10 +92,12 @@ def _cached(config, run_dir: Path) -> bool:
 
 
 def format_demo_table(rows: list[dict]) -> str:
-    """Markdown table: method, model, best / last val top-1 (%), wall time (s)."""
-    lines = ["| method | model | best top-1 | last top-1 | time (s) |", "|---|---|---|---|---|"]
+    """Markdown table: method, model, best / last val top-1 (%), best minus the vanilla student's, time (s)."""
+    vanilla = next((r["best_top1"] for r in rows if r["method"] == "vanilla"), None)
+    lines = ["| method | model | best top-1 | last top-1 | best − vanilla | time (s) |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['model']} | {r['best_top1']:.2f} | {r['last_top1']:.2f} "
+        gap = "–" if vanilla is None or r["method"] == "vanilla" else f"{r['best_top1'] - vanilla:+.2f}"
+        lines.append(f"| {r['method']} | {r['model']} | {r['best_top1']:.2f} | {r['last_top1']:.2f} | {gap} "
                      f"| {r['time']} |")
     return "\n".join(lines)
 
@@ -105,65 +112,84 @@ def _fit_timed(config, run_dir: Path, *, overwrite: bool, quiet: bool) -> tuple[
 
 
 def _save_plot(out_dir: Path, title: str) -> Path:
-    """`curves.png`: val top-1 per epoch, teacher dashed, one line per student method."""
+    """`curves.png`: val top-1 per epoch, teacher dashed, one line per student method, and the level of a
+    model that knows the superclass but guesses among its members."""
     import matplotlib.pyplot as plt
 
+    from ldrld_mini.data.synthetic import MEMBERS
     from ldrld_mini.results import epoch_curves, load_runs
     from ldrld_mini.viz import plot_training_curves
 
     runs = load_runs(out_dir)
     curves = epoch_curves(runs, by=lambda r: "teacher" if r.path.name == "teacher" else r.method)
     order = ["teacher", *METHODS]
-    fig = plot_training_curves({k: curves[k] for k in order if k in curves}, title=title)
+    fig = plot_training_curves({k: curves[k] for k in order if k in curves}, title=title,
+                               levels={"superclass right, member guessed": 100.0 / MEMBERS})
     path = out_dir / "curves.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
+def _teacher(configs: dict, teacher_dir: Path, s: DemoSettings, *, retrain: bool, quiet: bool) -> dict:
+    """Train the teacher, or reuse the finished run in `teacher_dir` when its config is the same; its table row."""
+    if not retrain and _cached(configs["teacher"], teacher_dir):
+        summary, _ = _fit_timed(configs["teacher"], teacher_dir, overwrite=False, quiet=True)
+        print(f"teacher {s.teacher}: cached in {teacher_dir} (--retrain-teacher to train it again)", flush=True)
+        took = "cached"
+    else:
+        print(f"teacher {s.teacher}: training ...", flush=True)
+        summary, seconds = _fit_timed(configs["teacher"], teacher_dir, overwrite=True, quiet=quiet)
+        took = f"{seconds:.0f}"
+    print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}", flush=True)
+    return {"method": "teacher", "model": s.teacher, "best_top1": summary["best_top1"],
+            "last_top1": summary["last_top1"], "time": took}
+
+
+def _student(configs: dict, method: str, out_dir: Path, s: DemoSettings, *, quiet: bool) -> dict:
+    """Train the student with `method` into `out_dir/method` (always afresh); its table row."""
+    print(f"student {s.student} with {method}: training ...", flush=True)
+    summary, seconds = _fit_timed(configs[method], out_dir / method, overwrite=True, quiet=quiet)
+    print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}  ({seconds:.0f} s)", flush=True)
+    return {"method": method, "model": s.student, "best_top1": summary["best_top1"],
+            "last_top1": summary["last_top1"], "time": f"{seconds:.0f}"}
+
+
+def _report(s: DemoSettings, configs: dict, table: str, total: float, threads: int) -> str:
+    """The text of `results.md`: what ran, the table, the loss options of each method."""
+    losses = "; ".join(f"{m} {configs[m].loss}" for m in METHODS if configs[m].loss)
+    return (f"# ldrld-mini demo\n\n{s.num_classes} classes of the built-in synthetic data, "
+            f"{s.train_per_class} train / {s.val_per_class} val images per class; one seed ({s.seed}); "
+            f"{threads} CPU threads; total {total:.0f} s.\n\n{table}\n\n"
+            f"Settings: {dataclasses.asdict(s)}\n\nLoss options (synthetic recipe): {losses}\n")
+
+
 def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads: int | None = 2,
-             retrain_teacher: bool = False, settings: DemoSettings | None = None, quiet: bool = True) -> dict:
-    """Run the demo; returns {'rows': [...], 'table': markdown, 'total_time': s, 'files': [...]}."""
+             retrain_teacher: bool = False, settings: DemoSettings | None = None, quiet: bool | None = True,
+             seed: int | None = None) -> dict:
+    """Run the demo; returns {'rows': [...], 'table': markdown, 'total_time': s, 'files': [...]}.
+
+    `settings` defaults to DEMO (QUICK with `quick=True`); `seed` replaces its seed.
+    """
     import torch
 
     start = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)
     s = settings or (QUICK if quick else DEMO)
+    if seed is not None:
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be an integer >= 0, e.g. 0 or 1")
+        s = dataclasses.replace(s, seed=seed)
     out_dir = Path(out_dir)
-    teacher_dir = out_dir / "teacher"
-    configs = demo_configs(s, teacher_dir, cache_dir=out_dir / "data")
+    configs = demo_configs(s, out_dir / "teacher", cache_dir=out_dir / "data")
     print(f"demo: {s.num_classes} classes x {s.train_per_class} train images (built-in synthetic data), "
           f"teacher {s.teacher} {s.teacher_epochs} epochs, student {s.student} {s.student_epochs} epochs, "
           f"{torch.get_num_threads()} CPU threads", flush=True)
-
-    rows = []
-    if not retrain_teacher and _cached(configs["teacher"], teacher_dir):
-        summary, took = _fit_timed(configs["teacher"], teacher_dir, overwrite=False, quiet=True)
-        print(f"teacher {s.teacher}: cached in {teacher_dir} (--retrain-teacher to train it again)", flush=True)
-        took_text = "cached"
-    else:
-        print(f"teacher {s.teacher}: training ...", flush=True)
-        summary, took = _fit_timed(configs["teacher"], teacher_dir, overwrite=True, quiet=quiet)
-        took_text = f"{took:.0f}"
-    rows.append({"method": "teacher", "model": s.teacher, "best_top1": summary["best_top1"],
-                 "last_top1": summary["last_top1"], "time": took_text})
-    print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}", flush=True)
-
-    for method in METHODS:
-        print(f"student {s.student} with {method}: training ...", flush=True)
-        summary, took = _fit_timed(configs[method], out_dir / method, overwrite=True, quiet=quiet)
-        rows.append({"method": method, "model": s.student, "best_top1": summary["best_top1"],
-                     "last_top1": summary["last_top1"], "time": f"{took:.0f}"})
-        print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}  ({took:.0f} s)", flush=True)
-
-    table = format_demo_table(rows)
-    total = time.perf_counter() - start
-    text = (f"# ldrld-mini demo\n\n{s.num_classes} classes of the built-in synthetic data, "
-            f"{s.train_per_class} train / {s.val_per_class} val images per class; one seed ({s.seed}); "
-            f"{torch.get_num_threads()} CPU threads; total {total:.0f} s.\n\n{table}\n\n"
-            f"Settings: {dataclasses.asdict(s)}\n")
-    (out_dir / "results.md").write_text(text)
+    rows = [_teacher(configs, out_dir / "teacher", s, retrain=retrain_teacher, quiet=quiet)]
+    rows += [_student(configs, method, out_dir, s, quiet=quiet) for method in METHODS]
+    table, total = format_demo_table(rows), time.perf_counter() - start
+    (out_dir / "results.md").write_text(_report(s, configs, table, total, torch.get_num_threads()))
     plot = _save_plot(out_dir, f"{s.teacher} → {s.student}, synthetic data ({s.num_classes} classes)")
     print("\n" + table + "\n")
     print(f"total {total:.0f} s; wrote {out_dir / 'results.md'} and {plot}", flush=True)

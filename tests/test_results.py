@@ -151,6 +151,10 @@ def test_training_curves_plot(runs):
     ax = fig.axes[0]
     assert sorted(line.get_label() for line in ax.get_lines()) == ["kd", "ldrld", "vanilla"]
     assert len(ax.collections) == 2  # ± std bands for the multi-seed kd and ldrld
+    fig_level = plot_training_curves(epoch_curves(load_runs(runs)), levels={"member guessed": 20.0})
+    level_lines = [line for line in fig_level.axes[0].get_lines() if list(line.get_ydata()) == [20.0, 20.0]]
+    assert len(level_lines) == 1 and [t.get_text() for t in fig_level.axes[0].texts] == ["member guessed"]
+    plt.close(fig_level)
     fig2 = plot_run_curves(load_runs(runs))
     assert len(fig2.axes[0].get_lines()) == 7
     fig3 = plot_method_bars({"vanilla": 72.0, "ldrld": 77.0}, reference=79.4)

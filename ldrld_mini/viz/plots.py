@@ -20,12 +20,18 @@ def _new_axes(figsize: tuple[float, float]):
 
 
 def plot_training_curves(curves: Mapping[str, object], *, title: str = "validation top-1",
-                         ylabel: str = "val top-1 (%)", figsize: tuple[float, float] = (6.0, 4.0)) -> Figure:
+                         ylabel: str = "val top-1 (%)", levels: Mapping[str, float] | None = None,
+                         figsize: tuple[float, float] = (6.0, 4.0)) -> Figure:
     """Val top-1 vs epoch, one line per label; `curves[label]` has `.epochs`, `.mean`, `.std` (lists).
 
-    A band of ± std is drawn where a curve averages more than one run (see `results.epoch_curves`).
+    A band of ± std is drawn where a curve averages more than one run (see `results.epoch_curves`);
+    `levels` adds labelled horizontal dotted lines (e.g. {"chance": 1.0}).
     """
     fig, ax = _new_axes(figsize)
+    for label, value in (levels or {}).items():
+        ax.axhline(value, linestyle=":", color="tab:gray", linewidth=1.0)
+        ax.annotate(label, (0.01, value), xycoords=("axes fraction", "data"), xytext=(0, 2),
+                    textcoords="offset points", fontsize=8, color="tab:gray")
     for label, curve in curves.items():
         color = METHOD_COLORS.get(str(label).lower())
         style = "--" if str(label).lower() == "teacher" else "-"
