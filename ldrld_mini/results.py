@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from .recipes.config import RUNTIME_KEYS
+
 __all__ = [
     "Run", "Group", "load_run", "load_runs", "group_runs", "results_table", "unfinished_table",
     "format_results", "epoch_curves", "mean_std", "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS",
@@ -171,10 +173,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), std
 
 
-# config keys that say where a run lives or how it is watched, not what it computes (never split a group)
-RUNTIME_KEYS = ("name", "train.seed", "data.root", "data.num_workers", "data.options.cache_dir",
-                "data.val_batch_size", "model.teacher_checkpoint", "train.device", "train.log_every",
-                "train.compile", "train.tensorboard")
+# keys that never split a group: the run-time keys, the seed (averaged over) and how a run was watched
+GROUPING_IGNORED = RUNTIME_KEYS + ("train.seed", "data.options.cache_dir", "data.val_batch_size",
+                                   "train.tensorboard")
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -190,7 +191,7 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def settings_of(run: Run) -> tuple[tuple[str, str], ...]:
     """What a run computes apart from its seed: the flattened config without the runtime keys."""
-    return tuple(sorted((k, json.dumps(v)) for k, v in flatten(run.config).items() if k not in RUNTIME_KEYS))
+    return tuple(sorted((k, json.dumps(v)) for k, v in flatten(run.config).items() if k not in GROUPING_IGNORED))
 
 
 @dataclass

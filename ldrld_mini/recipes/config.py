@@ -15,6 +15,10 @@ __all__ = [
 
 METHODS = ("vanilla", "kd", "dkd", "ldrld")
 AMP_MODES = ("none", "bf16", "fp16")
+# config keys that say where a run lives and how it is observed, not what it computes: they may differ when
+# a run is resumed or a cached run is reused (train.trainer, demo) and never split a results group (results)
+RUNTIME_KEYS = ("data.root", "data.num_workers", "model.teacher_checkpoint", "train.log_every",
+                "train.device", "train.compile", "name")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..recipes import ENGINE_LOSS_KEYS, Config
+from ..recipes.config import RUNTIME_KEYS
 from .distributed import DistContext, barrier, broadcast_buffers, cleanup, init_from_env, wrap_ddp
 from .logging import MetricsWriter, Printer, progress_enabled, truncate_metrics
 from .loop import evaluate, make_scaler, train_one_epoch
@@ -32,9 +33,6 @@ __all__ = ["fit", "seed_everything", "deterministic_mode", "load_teacher", "reso
            "rng_state", "set_rng_state", "config_diff", "RUNTIME_KEYS", "RUN_FILES"]
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json")
-# keys that may differ on resume: where things live and how the run is observed, not what it computes
-RUNTIME_KEYS = ("data.root", "data.num_workers", "model.teacher_checkpoint", "train.log_every",
-                "train.device", "train.compile", "name")
 
 
 # ----------------------------------------------------------------------------------------------------------
