@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 import time
@@ -30,11 +31,24 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'the input is wrong', not 'the code is wrong' (no traceback without --debug)."""
     errors: tuple[type[BaseException], ...] = (UsageError, ValueError, FileNotFoundError, FileExistsError,
                                                NotADirectoryError, PermissionError)
-    try:  # unreadable / mismatching checkpoints and failed downloads are input problems too
+    from ldrld_mini.runfolder import RunLockedError, RunWriteError
+    errors += (RunLockedError, RunWriteError)  # a run folder in use, a full or read-only disk
+    try:  # unreadable / mismatching checkpoints, failed downloads and diverged runs are input problems too
         from ldrld_mini.models import CheckpointError, TeacherDownloadError
+        from ldrld_mini.train.trainer import TrainingDivergedError
     except ImportError:
         return errors
-    return errors + (CheckpointError, TeacherDownloadError)
+    return errors + (CheckpointError, TeacherDownloadError, TrainingDivergedError)
+
+
+def _error_text(err: BaseException) -> str:
+    """The error's message; for one re-raised from a DataLoader worker, only its last line (no traceback)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        match = re.match(r"^[\w.]+: (.*)$", last)
+        text = match.group(1) if match else last
+    return text
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -56,24 +70,47 @@ def _check_recipe(dataset: str) -> None:
         raise UsageError(f"--recipe {dataset!r} has no recipe; use one of {list_recipes()}.")
 
 
-def _check_model(name: str, option: str) -> None:
-    """UsageError unless `name` is in the model zoo (the message lists the known names)."""
+def _check_model(name: str, option: str, dataset: str | None = None) -> None:
+    """UsageError unless `name` is in the model zoo (and, given `dataset`, of its family: no ImageNet ResNet
+    on CIFAR-100)."""
     from ldrld_mini.models.registry import resolve_name
 
     try:
         resolve_name(name)
     except ValueError as err:
         raise UsageError(f"{option} {name!r}: {err}") from None
+    if dataset is not None:
+        from ldrld_mini.train.trainer import check_model_name
+        try:
+            check_model_name(name, dataset, option)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+
+def _check_device(name: str, option: str = "--device"):
+    """The torch.device of `name`; UsageError when it is not a device or not on this machine."""
+    from ldrld_mini.train.trainer import check_device
+
+    try:
+        return check_device(name, option)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _config_from_args(args: argparse.Namespace, *, method: str, teacher: str | None, student: str):
     """Resolve the recipe with the command line's overrides (`--seed`, `--data-root`, `--device` last)."""
     from ldrld_mini.recipes import load_config
 
+    from ldrld_mini.recipes.config import SEED_LIMIT
+
     _check_recipe(args.recipe)
     for name, option in ((teacher, "--teacher"), (student, "--model" if method == "vanilla" else "--student")):
         if name is not None:
-            _check_model(name, option)
+            _check_model(name, option, args.recipe)
+    if args.seed is not None and not 0 <= args.seed < SEED_LIMIT:
+        raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_LIMIT - 1}], e.g. --seed 0.")
+    if args.device is not None:
+        _check_device(args.device)
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
@@ -98,9 +135,15 @@ def _check_teacher_checkpoint(cfg) -> None:
     """Fail before any data is loaded when the teacher's checkpoint is not where the config says."""
     from ldrld_mini.train import resolve_checkpoint
 
+    from ldrld_mini.models import TEACHERS
+
     path = cfg.model.teacher_checkpoint
-    if cfg.dataset == "cifar100":
+    train_it = f"`{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir DIR`"
+    if cfg.dataset == "cifar100" and cfg.model.teacher in TEACHERS:
         hint = f"`{PROG} teachers --fetch` downloads the CRD CIFAR teachers"
+    elif cfg.dataset == "cifar100":
+        hint = (f"{cfg.model.teacher!r} has no published CIFAR-100 checkpoint (`{PROG} teachers` lists those): "
+                f"train it first with {train_it} and pass model.teacher_checkpoint=DIR")
     elif _names_run_folder(path):
         hint = f"train it first: `{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir {path}`"
     else:
@@ -116,19 +159,32 @@ def _check_teacher_checkpoint(cfg) -> None:
                          "or pass model.teacher_checkpoint=PATH (a .pth/.pt file or a run folder).")
 
 
-def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet: bool | None = None) -> dict:
+def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """UsageError when `run_dir` is in use, holds a failed run (unless --overwrite) or a run the flags do not
+    address; the trainer checks again under the folder's lock."""
+    from ldrld_mini.runfolder import check_unlocked, folder_state
+
+    check_unlocked(run_dir)
+    state = folder_state(run_dir)
+    if state.kind == "failed" and not overwrite:
+        raise UsageError(f"--run-dir {str(run_dir)!r} holds {state.describe()}, see its failed.json; it cannot be "
+                         "resumed: pass --overwrite to start again (e.g. with a smaller optim.lr), or choose "
+                         "another --run-dir.")
+    if state.kind in ("finished", "unfinished") and not (resume or overwrite):
+        raise UsageError(f"--run-dir {str(run_dir)!r} already holds {state.describe()}; pass --resume to continue "
+                         "it, --overwrite to start again, or choose another --run-dir.")
+
+
+def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet: bool | None = None,
+             trust_pickle: bool = False) -> dict:
     """Fit one config into `run_dir` and print where it went and its best / last top-1."""
     from ldrld_mini.train import fit
 
     if cfg.method != "vanilla":
         _check_teacher_checkpoint(cfg)
-    started = any((run_dir / name).exists() for name in ("last.pt", "summary.json"))
-    if started and not (resume or overwrite):
-        state = "a finished" if (run_dir / "summary.json").exists() else "an unfinished"
-        raise UsageError(f"--run-dir {str(run_dir)!r} already holds {state} run; pass --resume to continue it, "
-                         "--overwrite to start again, or choose another --run-dir.")
+    _check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     print(f"run folder: {run_dir}", flush=True)
-    summary = fit(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+    summary = fit(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet, trust_pickle=trust_pickle)
     print(f"done: best top-1 {summary['best_top1']:.2f} (epoch {summary['best_epoch']}), "
           f"last top-1 {summary['last_top1']:.2f} -> {run_dir}", flush=True)
     return summary
@@ -142,7 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args, method="vanilla", teacher=None, student=args.model)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(
         cfg.dataset, "vanilla", cfg.model.student, None, cfg.train.seed)
-    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
+             trust_pickle=args.trust_pickle)
     return 0
 
 
@@ -151,7 +208,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args, method=args.method, teacher=args.teacher, student=args.student)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(
         cfg.dataset, cfg.method, cfg.model.student, cfg.model.teacher, cfg.train.seed)
-    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
+             trust_pickle=args.trust_pickle)
     return 0
 
 
@@ -175,27 +233,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ldrld_mini.data import DATASETS, build_loaders
     from ldrld_mini.models import build_model, evaluate, load_checkpoint
     from ldrld_mini.train import resolve_checkpoint
-    from ldrld_mini.train.distributed import resolve_device
 
     if args.dataset not in DATASETS:
         raise UsageError(f"--dataset {args.dataset!r} is not a known dataset; use one of {sorted(DATASETS)}.")
     _check_model(args.model, "--model")
+    device = _check_device(args.device)
     options = _parse_options(args.data_option, "--data-option")
     checkpoint = resolve_checkpoint(args.checkpoint)
-    if not checkpoint.is_file():
+    if not checkpoint.exists():
         raise UsageError(f"--checkpoint {args.checkpoint!r} does not exist; pass a .pth/.pt file or a run folder.")
+    if Path(args.checkpoint).is_dir() and checkpoint.name == "last.pt":
+        print(f"note: {args.checkpoint} has no best.pt; evaluating its last.pt instead", flush=True)
     num_classes = args.num_classes or options.get("num_classes") or DATASETS[args.dataset].num_classes
     model = build_model(args.model, num_classes=num_classes, dataset=args.dataset)
     meta = load_checkpoint(model, checkpoint, strict=True, trust_pickle=args.trust_pickle)
-    device = resolve_device(args.device)
     root = args.data_root or _default_data_root(args.dataset)
     _, val_loader = build_loaders(args.dataset, root, batch_size=args.batch_size, device=device, **options)
     with torch.inference_mode():
         result = evaluate(model.to(device), val_loader, device, progress=None)
-    stored = next((f" (stored accuracy {float(meta[k]):.2f})" for k in ("accuracy", "best_acc") if k in meta), "")
     print(f"{args.model} on {args.dataset} val ({result['n']} images): top-1 {result['top1']:.2f}  "
-          f"top-5 {result['top5']:.2f}{stored}")
+          f"top-5 {result['top5']:.2f}{_stored_accuracy(meta, checkpoint)}")
     return 0
+
+
+def _stored_accuracy(meta: dict, checkpoint: Path) -> str:
+    """' (stored accuracy 79.42)' for a file that stores its own accuracy; a run's last.pt stores the run's
+    best so far instead, which is said as such."""
+    if checkpoint.name == "last.pt" and "epoch" in meta:
+        best = (f"; the run's best top-1 so far, {float(meta['best_acc']):.2f} at epoch {meta.get('best_epoch')}, "
+                "is what best.pt would hold") if isinstance(meta.get("best_acc"), (int, float)) else ""
+        return f" (last.pt of epoch {meta['epoch']}{best})"
+    key = next((k for k in ("accuracy", "best_acc") if k in meta), None)
+    return f" (stored accuracy {float(meta[key]):.2f})" if key else ""
 
 
 def _default_data_root(dataset: str) -> str | None:
@@ -256,10 +325,10 @@ def _save_curves_plot(runs_dir: str | Path, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ldrld_mini.results import epoch_curves, load_runs
+    from ldrld_mini.results import group_curves, scan_runs
     from ldrld_mini.viz import plot_training_curves
 
-    curves = epoch_curves(load_runs(runs_dir), by=lambda r: f"{r.dataset} {r.key[1]}→{r.student} {r.method}")
+    curves = group_curves(scan_runs(runs_dir).runs)  # the table's rows: settings that differ stay apart
     fig = plot_training_curves(curves, title=f"val top-1, {runs_dir}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -386,8 +455,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from ldrld_mini.demo import run_demo
 
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: give a count >= 1, e.g. --seeds 5")
+    first = 0 if args.seed is None else args.seed
+    if first < 0 or first >= 2**31:
+        raise UsageError(f"--seed {args.seed}: give an integer in [0, 2**31), e.g. --seed 0")
+    count = args.seeds if args.seeds is not None else (2 if args.quick else 3)
     run_demo(out_dir=args.out, quick=args.quick, threads=args.threads, retrain_teacher=args.retrain_teacher,
-             quiet=args.quiet, seed=args.seed)
+             quiet=args.quiet, seeds=range(first, first + count))
     return 0
 
 
@@ -400,13 +475,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None,
                    help="run folder (default: runs/<dataset>/<teacher>-<student>/<method>/seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run from its last.pt")
-    p.add_argument("--overwrite", action="store_true", help="delete the run folder's files and start again")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again: the run folder's files are deleted (and named) once the run is built")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the recipe's data.root)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the recipe's, auto)")
     p.add_argument("--epochs", type=int, default=None, help="shorthand for schedule.epochs=N")
     p.add_argument("--fast", action="store_true",
                    help="one-GPU fast path: device-resident data, bf16, channels_last, fused step (train/fast.py)")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress bars or per-epoch lines")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a teacher checkpoint that needs full unpickling (only for files you trust)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="recipe overrides, e.g. loss.alpha=8 optim.lr=0.1 data.batch_size=128 epochs=2")
 
@@ -503,14 +581,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "a few-minute CPU demo on the built-in data: teacher, vanilla, KD, DKD, LDRLD",
                    f"example:\n  {PROG} demo            (writes runs/demo/results.md and curves.png)\n"
                    f"  {PROG} demo --quick    (seconds; a smoke test, numbers mean nothing)\n"
-                   f"  {PROG} demo --seed 1 --out runs/demo_seed1   (another seed: its own teacher and students)")
+                   f"  {PROG} demo --seeds 5   (seeds 0..4: mean ± std over more seeds)")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: finishes in seconds (for tests)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
     p.add_argument("--retrain-teacher", action="store_true", help="ignore the cached teacher and train it again")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="how many seeds (default 3; 2 with --quick): each trains its own teacher and students")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the data order, initialisations and augmentation (default 0); the teacher of "
-                        "another seed is trained again, so give it its own --out")
+                   help="the first seed (default 0): seeds are --seed, --seed+1, ...")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-epoch lines or progress bars")
     return parser
 
@@ -532,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as err:
         if args.debug:
             raise
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {_error_text(err)}", file=sys.stderr)
         print("(run with --debug for the traceback)", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `ldrld-mini reproduce cifar100 | head`

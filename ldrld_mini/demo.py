@@ -1,82 +1,90 @@
-"""The few-minute CPU demo (`ldrld-mini demo`, `make demo`): one teacher, four students, one table, one plot.
+"""The built-in experiment (`ldrld-mini demo`, `make demo`, notebook 09): does a teacher's logits help?
 
-On the built-in offline data (`synthetic` recipe) it trains a teacher (or reuses it from
-`<out>/teacher/`), then the same student with vanilla cross-entropy, KD, DKD and LDRLD on the same budget
-and seed, through the real engine (`train.fit`). It writes `<out>/results.md` and `<out>/curves.png`.
-One seed and a few epochs: it shows the pipeline working and the size of the effects at this budget,
-not the paper's numbers.
+On the built-in offline data (`synthetic` recipe, generator v3: 4 shape superclasses x 5 hue members,
+16x16 pixels) it trains, for each of several seeds, a teacher (resnet20) and the same small student
+(resnet8) with vanilla cross-entropy, KD, DKD and LDRLD, on the same budget, through the real engine
+(`train.fit`). It reports mean ± std over the seeds of best and last val top-1, and each method's gain
+over the vanilla student of the same seed (paired), and writes `<out>/results.md`, `<out>/results.json`
+and `<out>/curves.png` (mean and ± std band per method). What the numbers do and do not show: README,
+"The built-in experiment".
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DemoSettings", "DEMO", "QUICK", "run_demo", "demo_configs", "format_demo_table"]
+__all__ = ["DemoSettings", "DEMO", "QUICK", "METHODS", "run_demo", "demo_configs", "summarise",
+           "format_demo_table", "read_curve"]
 
 METHODS = ("vanilla", "kd", "dkd", "ldrld")
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo: data, models, epoch budgets (tuned for 2 CPU cores, see the README)."""
+    """Sizes of the experiment: data, models, epoch budgets, seeds (2 CPU cores: README, "The built-in experiment")."""
 
     num_classes: int
     train_per_class: int
     val_per_class: int
+    image_size: int
     teacher: str
     student: str
     teacher_epochs: int
     student_epochs: int
     batch_size: int
     lr: float
-    warmup_epochs: int = 4  # students only: linear lr warm-up, and DKD's loss warm-up (the teacher needs none)
-    seed: int = 0
+    warmup_epochs: int = 2  # students only: linear lr warm-up, and DKD's loss warm-up (the teacher needs none)
+    seeds: tuple[int, ...] = (0, 1, 2)
 
     def milestones(self, epochs: int) -> list[int]:
         """The CRD shape squeezed into `epochs`: ×0.1 once, in the last quarter (none for < 4 epochs)."""
         return [epochs - max(epochs // 4, 1)] if epochs >= 4 else []
 
 
-DEMO = DemoSettings(num_classes=20, train_per_class=100, val_per_class=40, teacher="resnet8",
-                    student="resnet8", teacher_epochs=14, student_epochs=10, batch_size=32, lr=0.025,
-                    warmup_epochs=5)
-QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, teacher="resnet8",
-                     student="resnet8", teacher_epochs=2, student_epochs=1, batch_size=32, lr=0.05)
+DEMO = DemoSettings(num_classes=20, train_per_class=30, val_per_class=30, image_size=16, teacher="resnet20",
+                    student="resnet8", teacher_epochs=30, student_epochs=30, batch_size=64, lr=0.05)
+QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, image_size=16, teacher="resnet14",
+                     student="resnet8", teacher_epochs=2, student_epochs=1, batch_size=32, lr=0.05,
+                     warmup_epochs=0, seeds=(0, 1))
 
 
-def _overrides(s: DemoSettings, epochs: int, warmup: int, cache_dir: str | Path | None) -> list[str]:
+def _overrides(s: DemoSettings, seed: int, epochs: int, warmup: int, cache_dir: str | Path | None) -> list[str]:
     """Recipe overrides shared by the teacher and the students (in-memory batches augmented as tensors)."""
     cache = [f"data.options.cache_dir={cache_dir}"] if cache_dir else []
     return [
         f"data.options.num_classes={s.num_classes}", f"data.options.train_per_class={s.train_per_class}",
-        f"data.options.val_per_class={s.val_per_class}", *cache,
+        f"data.options.val_per_class={s.val_per_class}", f"data.options.image_size={s.image_size}", *cache,
         f"data.batch_size={s.batch_size}", "data.gpu_resident=true",
         f"optim.lr={s.lr}", f"schedule.epochs={epochs}", f"schedule.milestones={s.milestones(epochs)}",
         f"schedule.warmup_epochs={warmup}",
-        f"train.seed={s.seed}", "train.device=cpu", "train.channels_last=true",  # about 1.3x faster on CPU
+        f"train.seed={seed}", "train.device=cpu", "train.channels_last=true",  # about 1.3x faster on CPU
     ]
 
 
-def demo_configs(settings: DemoSettings, teacher_dir: str | Path, *, cache_dir: str | Path | None = None) -> dict:
-    """{'teacher': Config, 'vanilla': Config, 'kd': ..., 'dkd': ..., 'ldrld': ...} from the synthetic recipe.
+def demo_configs(settings: DemoSettings, seed: int, teacher_dir: str | Path, *,
+                 cache_dir: str | Path | None = None) -> dict:
+    """{'teacher': Config, 'vanilla': Config, 'kd': ..., 'dkd': ..., 'ldrld': ...} of one seed.
 
     The students read the teacher from the run folder `teacher_dir`; `cache_dir` keeps the generated
-    images as .npz files so that the five runs generate them once.
+    images as .npz files so that all runs generate them once (the images do not depend on the seed).
     """
     from ldrld_mini.recipes import load_config
 
     s = settings
     configs = {"teacher": load_config("synthetic", student=s.teacher, method="vanilla",
-                                      overrides=_overrides(s, s.teacher_epochs, 0, cache_dir))}
+                                      overrides=_overrides(s, seed, s.teacher_epochs, 0, cache_dir))}
     for method in METHODS:
         extra = [] if method == "vanilla" else [f"model.teacher_checkpoint={teacher_dir}"]
-        if method == "dkd":  # DKD's loss warm-up follows the lr warm-up (the recipe's half budget)
+        if method == "dkd":  # DKD's loss warm-up follows the lr warm-up
             extra.append(f"loss.warmup={max(s.warmup_epochs, 1)}")
         configs[method] = load_config("synthetic", teacher=None if method == "vanilla" else s.teacher,
                                       student=s.student, method=method,
-                                      overrides=_overrides(s, s.student_epochs, s.warmup_epochs, cache_dir) + extra)
+                                      overrides=_overrides(s, seed, s.student_epochs, s.warmup_epochs, cache_dir)
+                                      + extra)
     return configs
 
 
@@ -85,20 +93,74 @@ def _cached(config, run_dir: Path) -> bool:
     from ldrld_mini.recipes import Config
     from ldrld_mini.train.trainer import RUNTIME_KEYS, config_diff
 
-    if not (run_dir / "summary.json").exists() or not (run_dir / "config.yaml").exists():
+    if not (run_dir / "summary.json").is_file() or not (run_dir / "config.yaml").is_file():
         return False
-    saved = Config.load_yaml(run_dir / "config.yaml").to_dict()
-    return not [k for k in config_diff(saved, config.to_dict()) if k not in RUNTIME_KEYS]
+    try:
+        saved = Config.load_yaml(run_dir / "config.yaml").to_dict()
+        status = json.loads((run_dir / "summary.json").read_text()).get("status", "finished")
+    except (OSError, ValueError):
+        return False  # unreadable: train it again
+    return status == "finished" and not [k for k in config_diff(saved, config.to_dict()) if k not in RUNTIME_KEYS]
 
 
-def format_demo_table(rows: list[dict]) -> str:
-    """Markdown table: method, model, best / last val top-1 (%), best minus the vanilla student's, time (s)."""
-    vanilla = next((r["best_top1"] for r in rows if r["method"] == "vanilla"), None)
-    lines = ["| method | model | best top-1 | last top-1 | best − vanilla | time (s) |", "|---|---|---|---|---|---|"]
+def read_curve(run_dir: str | Path) -> tuple[list[int], list[float]]:
+    """(epochs, val top-1 %) of a run folder's metrics.jsonl (lines without val_top1 skipped)."""
+    epochs, values = [], []
+    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of an interrupted run
+        if "val_top1" in record:
+            epochs.append(int(record["epoch"]))
+            values.append(float(record["val_top1"]))
+    return epochs, values
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per method over seeds: best/last mean ± std, the paired gain over vanilla (best and last), runs, time.
+
+    `rows` are per-run dicts with method, seed, best_top1, last_top1, seconds (as `run_demo` collects).
+    """
+    by_method: dict[str, dict[int, dict]] = {}
     for r in rows:
-        gap = "–" if vanilla is None or r["method"] == "vanilla" else f"{r['best_top1'] - vanilla:+.2f}"
-        lines.append(f"| {r['method']} | {r['model']} | {r['best_top1']:.2f} | {r['last_top1']:.2f} | {gap} "
-                     f"| {r['time']} |")
+        by_method.setdefault(r["method"], {})[r["seed"]] = r
+    vanilla = by_method.get("vanilla", {})
+    out = {}
+    for method, runs in by_method.items():
+        seeds = sorted(runs)
+        entry = {"seeds": seeds, "model": runs[seeds[0]]["model"],
+                 "best": [runs[k]["best_top1"] for k in seeds], "last": [runs[k]["last_top1"] for k in seeds],
+                 "seconds": sum(runs[k]["seconds"] for k in seeds)}
+        entry["best_mean"], entry["best_std"] = _mean_std(entry["best"])
+        entry["last_mean"], entry["last_std"] = _mean_std(entry["last"])
+        paired = [k for k in seeds if k in vanilla]
+        if method not in ("vanilla", "teacher") and paired:
+            entry["gain_best"] = [runs[k]["best_top1"] - vanilla[k]["best_top1"] for k in paired]
+            entry["gain_last"] = [runs[k]["last_top1"] - vanilla[k]["last_top1"] for k in paired]
+            entry["gain_best_mean"], entry["gain_best_std"] = _mean_std(entry["gain_best"])
+            entry["gain_last_mean"], entry["gain_last_std"] = _mean_std(entry["gain_last"])
+        out[method] = entry
+    return out
+
+
+def format_demo_table(summary: dict) -> str:
+    """Markdown: method, model, best and last top-1 (mean ± std), gain over vanilla (paired by seed), time."""
+    lines = ["| method | model | seeds | best top-1 | last top-1 | best − vanilla | last − vanilla | time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method in ("teacher", *METHODS):
+        e = summary.get(method)
+        if e is None:
+            continue
+        gains = ("–", "–") if "gain_best" not in e else (
+            f"{e['gain_best_mean']:+.2f} ± {e['gain_best_std']:.2f}", f"{e['gain_last_mean']:+.2f} ± {e['gain_last_std']:.2f}")
+        lines.append(f"| {method} | {e['model']} | {len(e['seeds'])} | {e['best_mean']:.2f} ± {e['best_std']:.2f} "
+                     f"| {e['last_mean']:.2f} ± {e['last_std']:.2f} | {gains[0]} | {gains[1]} | {e['seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -111,86 +173,113 @@ def _fit_timed(config, run_dir: Path, *, overwrite: bool, quiet: bool) -> tuple[
     return summary, time.perf_counter() - start
 
 
-def _save_plot(out_dir: Path, title: str) -> Path:
-    """`curves.png`: val top-1 per epoch, teacher dashed, one line per student method, and the level of a
-    model that knows the superclass but guesses among its members."""
+def _mean_band(curves: list[tuple[list[int], list[float]]]):
+    """A `Curve`-like object (epochs, mean, std, num_runs) over the epochs every run has."""
+    from types import SimpleNamespace
+
+    common = sorted(set.intersection(*(set(e) for e, _ in curves)))
+    per_run = [dict(zip(e, v)) for e, v in curves]
+    stats = [_mean_std([c[k] for c in per_run]) for k in common]
+    return SimpleNamespace(epochs=common, mean=[m for m, _ in stats], std=[s for _, s in stats],
+                           num_runs=len(curves))
+
+
+def _save_plot(out_dir: Path, curves: dict, title: str) -> Path:
+    """`curves.png`: val top-1 per epoch, mean and ± std band over the seeds, teacher dashed."""
     import matplotlib.pyplot as plt
 
-    from ldrld_mini.data.synthetic import MEMBERS
-    from ldrld_mini.results import epoch_curves, load_runs
     from ldrld_mini.viz import plot_training_curves
 
-    runs = load_runs(out_dir)
-    curves = epoch_curves(runs, by=lambda r: "teacher" if r.path.name == "teacher" else r.method)
-    order = ["teacher", *METHODS]
-    fig = plot_training_curves({k: curves[k] for k in order if k in curves}, title=title,
-                               levels={"superclass right, member guessed": 100.0 / MEMBERS})
+    bands = {m: _mean_band(curves[m]) for m in ("teacher", *METHODS) if curves.get(m)}
+    fig = plot_training_curves(bands, title=title, levels={"chance": 100.0 / _num_classes(out_dir)})
     path = out_dir / "curves.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def _teacher(configs: dict, teacher_dir: Path, s: DemoSettings, *, retrain: bool, quiet: bool) -> dict:
-    """Train the teacher, or reuse the finished run in `teacher_dir` when its config is the same; its table row."""
-    if not retrain and _cached(configs["teacher"], teacher_dir):
-        summary, _ = _fit_timed(configs["teacher"], teacher_dir, overwrite=False, quiet=True)
-        print(f"teacher {s.teacher}: cached in {teacher_dir} (--retrain-teacher to train it again)", flush=True)
-        took = "cached"
+def _num_classes(out_dir: Path) -> int:
+    """Class count recorded in results.json (written before the plot)."""
+    return json.loads((out_dir / "results.json").read_text())["settings"]["num_classes"]
+
+
+def _run_one(name: str, config, run_dir: Path, *, seed: int, model: str, cached_ok: bool, quiet: bool) -> dict:
+    """Train one run (or reuse a finished identical one when `cached_ok`); its row."""
+    if cached_ok and _cached(config, run_dir):
+        summary, seconds = _fit_timed(config, run_dir, overwrite=False, quiet=True)
+        took = f"cached in {run_dir}"
     else:
-        print(f"teacher {s.teacher}: training ...", flush=True)
-        summary, seconds = _fit_timed(configs["teacher"], teacher_dir, overwrite=True, quiet=quiet)
-        took = f"{seconds:.0f}"
-    print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}", flush=True)
-    return {"method": "teacher", "model": s.teacher, "best_top1": summary["best_top1"],
-            "last_top1": summary["last_top1"], "time": took}
+        summary, seconds = _fit_timed(config, run_dir, overwrite=True, quiet=quiet)
+        took = f"{seconds:.0f} s"
+    print(f"  seed {seed} {name:8s} best {summary['best_top1']:6.2f}  last {summary['last_top1']:6.2f}  ({took})",
+          flush=True)
+    return {"method": name, "seed": seed, "model": model, "best_top1": summary["best_top1"],
+            "last_top1": summary["last_top1"], "seconds": seconds, "curve": read_curve(run_dir)}
 
 
-def _student(configs: dict, method: str, out_dir: Path, s: DemoSettings, *, quiet: bool) -> dict:
-    """Train the student with `method` into `out_dir/method` (always afresh); its table row."""
-    print(f"student {s.student} with {method}: training ...", flush=True)
-    summary, seconds = _fit_timed(configs[method], out_dir / method, overwrite=True, quiet=quiet)
-    print(f"  best {summary['best_top1']:.2f}  last {summary['last_top1']:.2f}  ({seconds:.0f} s)", flush=True)
-    return {"method": method, "model": s.student, "best_top1": summary["best_top1"],
-            "last_top1": summary["last_top1"], "time": f"{seconds:.0f}"}
-
-
-def _report(s: DemoSettings, configs: dict, table: str, total: float, threads: int) -> str:
-    """The text of `results.md`: what ran, the table, the loss options of each method."""
-    losses = "; ".join(f"{m} {configs[m].loss}" for m in METHODS if configs[m].loss)
-    return (f"# ldrld-mini demo\n\n{s.num_classes} classes of the built-in synthetic data, "
-            f"{s.train_per_class} train / {s.val_per_class} val images per class; one seed ({s.seed}); "
-            f"{threads} CPU threads; total {total:.0f} s.\n\n{table}\n\n"
-            f"Settings: {dataclasses.asdict(s)}\n\nLoss options (synthetic recipe): {losses}\n")
+def _check_seeds(seeds) -> tuple[int, ...]:
+    """A non-empty tuple of distinct integers >= 0, or a ValueError naming the argument."""
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(k, int) and 0 <= k < 2**31 for k in seeds):
+        raise ValueError(f"seeds={seeds!r} must be distinct integers in [0, 2**31), e.g. (0, 1, 2)")
+    return seeds
 
 
 def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads: int | None = 2,
              retrain_teacher: bool = False, settings: DemoSettings | None = None, quiet: bool | None = True,
-             seed: int | None = None) -> dict:
-    """Run the demo; returns {'rows': [...], 'table': markdown, 'total_time': s, 'files': [...]}.
+             seeds=None, methods=METHODS) -> dict:
+    """Run the experiment; returns {'rows', 'summary', 'table', 'total_time', 'files', 'rounding'}.
 
-    `settings` defaults to DEMO (QUICK with `quick=True`); `seed` replaces its seed.
+    `settings` defaults to DEMO (QUICK with `quick=True`); `seeds` (e.g. range(5)) replaces its seeds.
+    Teachers are reused from `<out>/seed<k>/teacher` when finished with the same config; students are
+    always trained afresh. `threads` goes through `ldrld_mini.rounding.set_threads` (LDRLD_THREADS wins).
     """
     import torch
 
+    from ldrld_mini.rounding import rounding_path, set_threads
+
     start = time.perf_counter()
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     s = settings or (QUICK if quick else DEMO)
-    if seed is not None:
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed={seed!r} must be an integer >= 0, e.g. 0 or 1")
-        s = dataclasses.replace(s, seed=seed)
+    s = dataclasses.replace(s, seeds=_check_seeds(s.seeds if seeds is None else seeds))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or "vanilla" not in methods:
+        raise ValueError(f"methods={tuple(methods)!r} must include 'vanilla' and only names of {METHODS}")
     out_dir = Path(out_dir)
-    configs = demo_configs(s, out_dir / "teacher", cache_dir=out_dir / "data")
-    print(f"demo: {s.num_classes} classes x {s.train_per_class} train images (built-in synthetic data), "
-          f"teacher {s.teacher} {s.teacher_epochs} epochs, student {s.student} {s.student_epochs} epochs, "
-          f"{torch.get_num_threads()} CPU threads", flush=True)
-    rows = [_teacher(configs, out_dir / "teacher", s, retrain=retrain_teacher, quiet=quiet)]
-    rows += [_student(configs, method, out_dir, s, quiet=quiet) for method in METHODS]
-    table, total = format_demo_table(rows), time.perf_counter() - start
-    (out_dir / "results.md").write_text(_report(s, configs, table, total, torch.get_num_threads()))
-    plot = _save_plot(out_dir, f"{s.teacher} → {s.student}, synthetic data ({s.num_classes} classes)")
+    print(f"demo: {s.num_classes} classes x {s.train_per_class} train images of {s.image_size}x{s.image_size} "
+          f"(built-in synthetic data), teacher {s.teacher} {s.teacher_epochs} epochs, student {s.student} "
+          f"{s.student_epochs} epochs, seeds {list(s.seeds)}, {rounding_path()}", flush=True)
+    rows = []
+    for seed in s.seeds:
+        teacher_dir = out_dir / f"seed{seed}" / "teacher"
+        configs = demo_configs(s, seed, teacher_dir, cache_dir=out_dir / "data")
+        rows.append(_run_one("teacher", configs["teacher"], teacher_dir, seed=seed, model=s.teacher,
+                             cached_ok=not retrain_teacher, quiet=quiet))
+        rows += [_run_one(m, configs[m], out_dir / f"seed{seed}" / m, seed=seed, model=s.student, cached_ok=False,
+                          quiet=quiet) for m in METHODS if m in methods]
+    summary = summarise(rows)
+    table, total = format_demo_table(summary), time.perf_counter() - start
+    record = {"settings": dataclasses.asdict(s), "rounding": rounding_path(), "torch": torch.__version__,
+              "total_seconds": total, "summary": summary,
+              "runs": [{k: v for k, v in r.items()} for r in rows]}
+    (out_dir / "results.json").write_text(json.dumps(record, indent=1))
+    (out_dir / "results.md").write_text(_report(s, configs, table, total, rounding_path()))
+    curves = {}
+    for r in rows:
+        curves.setdefault(r["method"], []).append(r["curve"])
+    plot = _save_plot(out_dir, curves, f"{s.teacher} → {s.student}, synthetic data, {len(s.seeds)} seeds")
     print("\n" + table + "\n")
-    print(f"total {total:.0f} s; wrote {out_dir / 'results.md'} and {plot}", flush=True)
-    return {"rows": rows, "table": table, "total_time": total, "files": [out_dir / "results.md", plot]}
+    print(f"total {total:.0f} s; wrote {out_dir / 'results.md'}, {out_dir / 'results.json'} and {plot}", flush=True)
+    return {"rows": rows, "summary": summary, "table": table, "total_time": total, "rounding": rounding_path(),
+            "files": [out_dir / "results.md", out_dir / "results.json", plot]}
+
+
+def _report(s: DemoSettings, configs: dict, table: str, total: float, rounding: str) -> str:
+    """The text of `results.md`: what ran, the table, the loss options of each method."""
+    losses = "; ".join(f"{m} {configs[m].loss}" for m in METHODS if configs[m].loss)
+    return (f"# ldrld-mini demo\n\n{s.num_classes} classes of the built-in synthetic data (generator v3, "
+            f"{s.image_size}x{s.image_size}), {s.train_per_class} train / {s.val_per_class} val images per class; "
+            f"seeds {list(s.seeds)} (each trains its own teacher); {rounding}; total {total:.0f} s.\n\n"
+            f"Mean ± std over the seeds; a gain is a student's top-1 minus the vanilla student's of the same "
+            f"seed.\n\n{table}\n\nSettings: {dataclasses.asdict(s)}\n\nLoss options (synthetic recipe): {losses}\n")

@@ -1,25 +1,28 @@
 """Run folders → tables: mean ± std over seeds of best and last top-1, beside the paper's numbers.
 
 Reads only what DESIGN.md promises a run folder holds: `config.yaml` (the resolved config),
-`metrics.jsonl` (one JSON object per epoch) and `summary.json` (written when the run finishes).
-A run without `summary.json` is *unfinished*: it is listed on its own, never averaged.
+`metrics.jsonl` (one JSON object per epoch) and `summary.json` (written when the run finishes), plus the
+engine's `failed.json` (a diverged run). A run without `summary.json` is *unfinished*, one with
+`failed.json` *failed*: both are listed on their own, never averaged. A folder whose files cannot be read is
+*unreadable*: reported by path and skipped, never fatal.
 """
 from __future__ import annotations
 
 import json
 import math
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
-
 from .recipes.config import RUNTIME_KEYS
+from .runfolder import RUN_FILES, RunFileError, read_json, read_jsonl, read_yaml_dict
 
 __all__ = [
-    "Run", "Group", "load_run", "load_runs", "group_runs", "results_table", "unfinished_table",
-    "format_results", "epoch_curves", "mean_std", "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS",
+    "Run", "Group", "Scan", "load_run", "load_runs", "scan_runs", "group_runs", "results_table",
+    "unfinished_table", "failed_table", "format_results", "epoch_curves", "group_curves", "mean_std",
+    "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS",
 ]
 
 GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
@@ -44,11 +47,22 @@ class Run:
     config: dict[str, Any]
     metrics: list[dict[str, Any]]  # one dict per epoch, in file order
     summary: dict[str, Any] | None  # None while the run is unfinished
+    failure: dict[str, Any] | None = None  # the run's failed.json (a diverged run), else None
 
     @property
     def finished(self) -> bool:
-        """True when the run wrote its `summary.json`."""
-        return self.summary is not None
+        """True when the run wrote its `summary.json` (and did not fail)."""
+        return self.summary is not None and self.failure is None
+
+    @property
+    def failed(self) -> bool:
+        """True when the run wrote a `failed.json` (it diverged)."""
+        return self.failure is not None
+
+    @property
+    def status(self) -> str:
+        """'finished', 'unfinished' or 'failed'."""
+        return "failed" if self.failed else "finished" if self.finished else "unfinished"
 
     @property
     def key(self) -> GroupKey:
@@ -117,52 +131,111 @@ def find_key(mapping: dict[str, Any], names: Iterable[str], *, nested: bool = Tr
     return None
 
 
+_FIX_SKIPPED = "this run is skipped until then"
+
+
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped."""
+    """The JSON lines of `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped, as on resume."""
+    return read_jsonl(path, fix=f"delete that line (or the file); {_FIX_SKIPPED}")
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    """config.yaml as a dict; RunFileError when it is missing, damaged or not a run config."""
+    path = run_dir / "config.yaml"
+    fix = f"restore it from the run's launch options, or delete the folder; {_FIX_SKIPPED}"
     if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+        raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no config.yaml; is it a run folder?")
+    config = read_yaml_dict(path, fix=fix)
+    missing = [k for k in ("dataset", "model.student") if find_key(config, (k,), nested=False) is None]
+    if missing:
+        raise RunFileError(f"{str(path)!r} is not a run config (it has no {' or '.join(missing)}); {fix}.")
+    return config
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Read one run folder (`config.yaml` required; `metrics.jsonl`, `summary.json` optional)."""
+    """Read one run folder (`config.yaml` required; `metrics.jsonl`, `summary.json`, `failed.json` optional).
+
+    A damaged file raises RunFileError naming it (a torn last metrics line is skipped).
+    """
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no config.yaml; is it a run folder?")
-    config = yaml.safe_load(config_path.read_text()) or {}
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    config = _read_config(run_dir)
+    fix = f"delete it and resume the run (--resume) to write it again; {_FIX_SKIPPED}"
+    summary = read_json(run_dir / "summary.json", fix=fix) if (run_dir / "summary.json").exists() else None
+    failure = read_json(run_dir / "failed.json", fix=fix) if (run_dir / "failed.json").exists() else None
     method = str(find_key(config, ("method",)) or VANILLA)
     teacher = find_key(config, ("model.teacher", "teacher"), nested=False)
+    try:
+        seed = int(find_key(config, ("train.seed", "seed")) or 0)
+    except (TypeError, ValueError):
+        raise RunFileError(f"{str(run_dir / 'config.yaml')!r} has a seed that is not an integer; "
+                           f"{_FIX_SKIPPED}.") from None
     return Run(
         path=run_dir,
-        dataset=str(find_key(config, ("dataset",)) or "?"),
+        dataset=str(find_key(config, ("dataset",))),
         teacher=None if method in (VANILLA, "ce") or not teacher else str(teacher),
-        student=str(find_key(config, ("model.student", "student"), nested=False) or "?"),
+        student=str(find_key(config, ("model.student", "student"), nested=False)),
         method=VANILLA if method == "ce" else method,
-        seed=int(find_key(config, ("train.seed", "seed")) or 0),
+        seed=seed,
         config=config,
         metrics=_read_metrics(run_dir / "metrics.jsonl"),
         summary=summary,
+        failure=failure,
     )
 
 
-def load_runs(runs_dir: str | Path) -> list[Run]:
-    """Every run folder (a folder holding `config.yaml`) under `runs_dir`, sorted by path."""
+@dataclass
+class Scan:
+    """Every run folder under a root: the readable runs and, per unreadable folder, what is wrong."""
+
+    root: Path
+    runs: list[Run] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """{'finished': n, 'unfinished': n, 'failed': n, 'unreadable': n}."""
+        counts = {status: sum(r.status == status for r in self.runs) for status in ("finished", "unfinished",
+                                                                                    "failed")}
+        return {**counts, "unreadable": len(self.unreadable)}
+
+    def summary_line(self) -> str:
+        """'7 run folders under runs: 5 finished, 1 unfinished, 1 failed, 0 unreadable.'"""
+        counts = self.counts()
+        total = sum(counts.values())
+        parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+        return f"{total} run folder{'s' if total != 1 else ''} under {self.root}: {parts}."
+
+
+def _run_folders(runs_dir: Path) -> list[Path]:
+    """Folders under `runs_dir` (itself included) holding any run file (config.yaml, last.pt, summary.json...)."""
+    found = {p.parent for name in RUN_FILES for p in runs_dir.rglob(name)}
+    return sorted(found)
+
+
+def scan_runs(runs_dir: str | Path) -> Scan:
+    """Read every run folder under `runs_dir`; damaged ones are collected in `unreadable`, never fatal."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs_dir={str(runs_dir)!r} is not a folder; pass the folder that holds your runs")
-    return [load_run(p.parent) for p in sorted(runs_dir.rglob("config.yaml"))]
+    scan = Scan(runs_dir)
+    for folder in _run_folders(runs_dir):
+        try:
+            scan.runs.append(load_run(folder))
+        except FileNotFoundError:
+            held = ", ".join(n for n in RUN_FILES if (folder / n).exists())
+            scan.unreadable.append((folder, f"no config.yaml (it holds {held}); restore config.yaml or delete the "
+                                            "folder"))
+        except (RunFileError, OSError) as err:
+            scan.unreadable.append((folder, str(err)))
+    return scan
+
+
+def load_runs(runs_dir: str | Path) -> list[Run]:
+    """Every readable run folder under `runs_dir`, sorted by path (unreadable ones are skipped with a warning;
+    `scan_runs` lists them)."""
+    scan = scan_runs(runs_dir)
+    for folder, problem in scan.unreadable:
+        warnings.warn(f"skipped unreadable run folder {folder}: {problem}", stacklevel=2)
+    return scan.runs
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -320,7 +393,7 @@ def _row_order(key: GroupKey) -> tuple:
 
 def unfinished_table(runs: Iterable[Run]) -> str:
     """Markdown list of runs without `summary.json`: path, epochs done/planned, best so far. '' if none."""
-    rows = [r for r in runs if not r.finished]
+    rows = [r for r in runs if r.status == "unfinished"]
     if not rows:
         return ""
     lines = [
@@ -336,19 +409,43 @@ def unfinished_table(runs: Iterable[Run]) -> str:
     return "\n".join(lines)
 
 
+def failed_table(runs: Iterable[Run]) -> str:
+    """Markdown list of failed (diverged) runs: path, method, seed, epoch, reason. '' if none."""
+    rows = [r for r in runs if r.failed]
+    if not rows:
+        return ""
+    lines = ["| failed run | method | seed | status | epoch | reason |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        info = r.failure or {}
+        reason = str(info.get("reason", "–")).replace("|", "/")
+        lines.append(f"| {r.path} | {r.method} | {r.seed} | {info.get('status', 'failed')} | "
+                     f"{info.get('epoch', '–')} | {reason} |")
+    return "\n".join(lines)
+
+
+def unreadable_list(scan: Scan) -> str:
+    """Markdown bullets: one unreadable run folder per line, with what is wrong. '' if none."""
+    return "\n".join(f"- {path}: {problem}" for path, problem in scan.unreadable)
+
+
 def format_results(runs_dir: str | Path, *, paper: PaperLookup | None = paper_number) -> str:
-    """The whole report for `runs_dir`: one Markdown table per dataset, then the unfinished runs."""
-    runs = load_runs(runs_dir)
-    if not runs:
-        return f"No run folders (with config.yaml) under {runs_dir}."
+    """The whole report for `runs_dir`: one Markdown table per dataset, then the unfinished, failed and
+    unreadable runs, then one line counting every run folder found."""
+    scan = scan_runs(runs_dir)
+    runs = scan.runs
+    if not runs and not scan.unreadable:
+        return f"No run folders under {runs_dir} (a run folder holds config.yaml, metrics.jsonl, last.pt ...).\n"
     parts = []
     for dataset in sorted({r.dataset for r in runs}):
         of_dataset = [r for r in runs if r.dataset == dataset]
         if any(r.finished for r in of_dataset):
             parts.append(f"## {dataset}\n\n" + results_table(of_dataset, paper=paper))
-    unfinished = unfinished_table(runs)
-    if unfinished:
-        parts.append("## Unfinished runs (not averaged)\n\n" + unfinished)
+    for title, text in (("Unfinished runs (not averaged)", unfinished_table(runs)),
+                        ("Failed runs (diverged; not averaged)", failed_table(runs)),
+                        ("Unreadable run folders (skipped)", unreadable_list(scan))):
+        if text:
+            parts.append(f"## {title}\n\n{text}")
+    parts.append(scan.summary_line())
     return "\n\n".join(parts) + "\n"
 
 
@@ -360,6 +457,21 @@ class Curve:
     mean: list[float]
     std: list[float]
     num_runs: int
+
+
+def group_label(group: Group) -> str:
+    """'cifar100 resnet32x4→resnet8x4 ldrld' (+ ' [loss.alpha=8.0]' for a variant): one table row, one curve."""
+    dataset, teacher, student, method = group.key
+    pair = student if teacher == "-" else f"{teacher}→{student}"
+    return f"{dataset} {pair} {method}" + (f" [{group.variant}]" if group.variant else "")
+
+
+def group_curves(runs: Iterable[Run]) -> dict[str, Curve]:
+    """Per-epoch val top-1 curves of the finished runs, grouped exactly as `results_table` groups its rows."""
+    curves = {}
+    for group in group_runs(runs):
+        curves.update(epoch_curves(group.runs, by=lambda r, label=group_label(group): label))
+    return curves
 
 
 def epoch_curves(runs: Iterable[Run], *, by: Callable[[Run], str] = lambda r: r.method,

@@ -486,3 +486,87 @@ def test_digits_without_sklearn_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match="pip install scikit-learn"):
         build_datasets("digits")
+
+
+# ---------------------------------------------------------------- published constants, train augmentations
+def test_normalisation_constants_are_the_published_literals():
+    """Written out here, not read from the registry: a changed digit in the package must fail."""
+    published = {
+        "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),  # CRD / mdistiller
+        "tiny_imagenet": ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262)),  # mdistiller
+        "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision
+    }
+    for name, (mean, std) in published.items():
+        assert tuple(DATASETS[name].mean) == mean, name
+        assert tuple(DATASETS[name].std) == std, name
+        normalize = _only(_train_tf(name).transforms, T.Normalize)
+        assert (tuple(normalize.mean), tuple(normalize.std)) == (mean, std), name
+
+
+def _train_tf(name, **kw):
+    from ldrld_mini.data.transforms import train_transform
+
+    return train_transform(name, **kw)
+
+
+def _only(transforms, kind):
+    (found,) = [t for t in transforms if isinstance(t, kind)]
+    return found
+
+
+@pytest.mark.parametrize("name", ["cifar100", "synthetic"])
+def test_cifar_style_train_transform_crops_with_padding_4_and_flips_half(name):
+    steps = _train_tf(name).transforms
+    assert [type(t).__name__ for t in steps] == ["RandomCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    crop, flip = steps[0], steps[1]
+    assert tuple(crop.size) == (32, 32) and crop.padding == 4 and crop.fill == 0 and crop.padding_mode == "constant"
+    assert flip.p == 0.5
+
+
+def test_digits_train_transform_crops_but_never_flips():
+    steps = _train_tf("digits").transforms
+    assert [type(t).__name__ for t in steps] == ["RandomCrop", "ToTensor", "Normalize"]
+    assert tuple(steps[0].size) == (32, 32) and steps[0].padding == 4
+
+
+def test_tiny_imagenet_and_imagenet_train_transforms():
+    steps = _train_tf("tiny_imagenet").transforms
+    assert [type(t).__name__ for t in steps] == ["RandomRotation", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert list(steps[0].degrees) == [-20.0, 20.0] and steps[1].p == 0.5
+    crop = _train_tf("tiny_imagenet", random_crop=True).transforms[0]
+    assert isinstance(crop, T.RandomCrop) and tuple(crop.size) == (64, 64) and crop.padding == 4
+    steps = _train_tf("imagenet").transforms
+    assert [type(t).__name__ for t in steps] == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert tuple(steps[0].size) == (224, 224) and steps[1].p == 0.5
+
+
+def test_built_datasets_carry_the_train_augmentation(cifar_root, tiny_root):
+    """What build_datasets hands the loaders (torch path): the transforms above, the test transform for val."""
+    cifar_train, cifar_val = build_datasets("cifar100", cifar_root, verify_md5=False)
+    synth_train, _ = build_datasets("synthetic", num_classes=10, train_per_class=2, val_per_class=1)
+    tiny_train, _ = build_datasets("tiny_imagenet", tiny_root, **TINY_COUNTS)
+    for ds in (cifar_train, synth_train):
+        crop, flip = _only(ds.transform.transforms, T.RandomCrop), _only(ds.transform.transforms,
+                                                                       T.RandomHorizontalFlip)
+        assert crop.padding == 4 and tuple(crop.size) == (32, 32) and flip.p == 0.5
+    assert _only(tiny_train.transform.transforms, T.RandomRotation).degrees == [-20.0, 20.0]
+    assert _only(tiny_train.transform.transforms, T.RandomHorizontalFlip).p == 0.5
+    assert [type(t).__name__ for t in cifar_val.transform.transforms] == ["ToTensor", "Normalize"]
+
+
+@pytest.mark.parametrize("name", ["cifar100", "synthetic", "digits"])
+def test_device_loader_of_build_loaders_crops_and_flips_like_the_recipe(name, cifar_root):
+    kw = {"cifar100": dict(root=cifar_root, verify_md5=False),
+          "synthetic": dict(num_classes=10, train_per_class=20, val_per_class=1), "digits": {}}[name]
+    if name == "digits":
+        pytest.importorskip("sklearn")
+    train, val = build_loaders(name, batch_size=50, gpu_resident=True, **kw)
+    assert isinstance(train, DeviceLoader) and train.padding == 4 and train.augment and not val.augment
+    assert train.flip is (name != "digits")
+    assert tuple(train.mean.flatten().tolist()) == pytest.approx(DATASETS[name].mean, abs=1e-7)
+    _, dy, dx, flips = train.epoch_plan(1)  # 200+ images: P(rate outside [0.25, 0.75]) < 1e-12
+    assert 0 <= int(dy.min()) and int(dy.max()) <= 8 and 0 <= int(dx.min()) and int(dx.max()) <= 8
+    if name == "digits":
+        assert not flips.any()
+    else:
+        assert 0.25 < flips.double().mean().item() < 0.75

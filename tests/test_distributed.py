@@ -20,6 +20,9 @@ from torch import nn
 from ldrld_mini.models import build_model
 from ldrld_mini.recipes import load_config
 from ldrld_mini.train import fit
+from ldrld_mini.train.distributed import DistContext
+from ldrld_mini.train.loop import evaluate
+from ldrld_mini.train.trainer import _build_loaders
 
 OVERRIDES = ["data.options.num_classes=10", "data.options.train_per_class=8", "data.options.val_per_class=4",
              "batch_size=16", "data.val_batch_size=40", "train.device=cpu", "data.gpu_resident=true",
@@ -130,7 +133,21 @@ def test_ddp_with_batchnorm_keeps_ranks_in_sync(ddp_out):
     ranks = _ranks(ddp_out, "resnet8")
     names = sorted(p.name for p in (ddp_out / "resnet8").iterdir())
     assert names == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "metrics.jsonl", "summary.json"]
-    params = dict(build_model("resnet8", num_classes=10).named_parameters())
+    model = build_model("resnet8", num_classes=10)
+    params = dict(model.named_parameters())
     for key in params:  # DDP keeps parameters identical across ranks
         assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
-    assert ranks[0]["summary"] == ranks[1]["summary"]
+    # BatchNorm running statistics: each rank's last training step updated them from its own shard, so they
+    # agree only because fit broadcasts rank 0's before evaluating (nothing changes them afterwards)
+    buffers = dict(model.named_buffers())
+    assert any("running_mean" in key for key in buffers)
+    for key in buffers:
+        assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
+    # the logged validation (a sum over both ranks' passes) is one pass of rank 0's model
+    model.load_state_dict(ranks[0]["model"])
+    cfg = load_config("synthetic", teacher="resnet8", student="resnet8", method="ldrld", overrides=OVERRIDES)
+    _, val_loader = _build_loaders(cfg, DistContext())
+    val = evaluate(model, val_loader)
+    last = json.loads((ddp_out / "resnet8" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["val_loss"] == pytest.approx(val["loss"], rel=1e-5)
+    assert ranks[0]["summary"]["last_acc"] == last["val_top1"]

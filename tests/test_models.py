@@ -27,7 +27,7 @@ from ldrld_mini.models import (
     teacher_path,
 )
 
-# parameters (millions) of the CRD zoo at 100 classes and of the ImageNet models at 1000 (METHOD.md §6)
+# parameters (millions) of the CRD zoo at 100 classes and of the ImageNet models at 1000 (docs/method.md §6)
 PUBLISHED_PARAMS_M = {
     "resnet20": 0.28, "resnet32": 0.47, "resnet56": 0.86, "resnet110": 1.74, "resnet8x4": 1.23,
     "resnet32x4": 7.43, "wrn_16_2": 0.70, "wrn_40_1": 0.57, "wrn_40_2": 2.26, "vgg8": 3.97, "vgg13": 9.46,

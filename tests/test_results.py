@@ -161,3 +161,66 @@ def test_training_curves_plot(runs):
     assert len(fig3.axes[0].patches) == 2
     for f in (fig, fig2, fig3):
         plt.close(f)
+
+
+# --- issue 12: broken, failed and file-less runs are accounted for, never fatal ---------------------------
+
+def _mixed_folder(root):
+    """One finished run and one of each kind that must not be averaged: unfinished, failed, and three unreadable
+    (torn summary.json, unparseable config.yaml, no config.yaml)."""
+    pair = root / "cifar100" / "resnet32x4-resnet8x4"
+    write_run(pair / "ldrld" / "seed0", curve=(70.0, 76.0))
+    write_run(pair / "ldrld" / "seed1", seed=1, curve=(70.0,), finished=False)
+    failed = write_run(pair / "kd" / "seed0", method="kd", curve=(10.0,), finished=False)
+    (failed / "failed.json").write_text(json.dumps({"status": "diverged", "epoch": 2,
+                                                    "reason": "the train loss is not finite (train_total=nan)"}))
+    torn = write_run(pair / "dkd" / "seed0", method="dkd", curve=(50.0, 60.0))
+    (torn / "summary.json").write_text('{"best_top1": 6')
+    bad_yaml = write_run(pair / "dkd" / "seed1", method="dkd", seed=1, curve=(50.0, 61.0))
+    (bad_yaml / "config.yaml").write_text("dataset: cifar100\nmodel: {student: [\n")
+    no_config = write_run(pair / "dkd" / "seed2", method="dkd", seed=2, curve=(50.0, 62.0))
+    (no_config / "config.yaml").unlink()
+    return torn, bad_yaml, no_config
+
+
+def test_mixed_folder_reports_every_run(tmp_path):
+    from ldrld_mini.results import scan_runs
+
+    torn, bad_yaml, no_config = _mixed_folder(tmp_path)
+    scan = scan_runs(tmp_path)
+    assert scan.counts() == {"finished": 1, "unfinished": 1, "failed": 1, "unreadable": 3}
+    text = format_results(tmp_path)
+    table = text.split("## Unfinished")[0]
+    assert "| ldrld |" in table and "| kd |" not in table and "| dkd |" not in table and "| ? |" not in table
+    assert "## Failed runs (diverged; not averaged)" in text and "train_total=nan" in text
+    unreadable = text.split("## Unreadable run folders (skipped)")[1]
+    assert f"{torn}: " in unreadable and "summary.json' is not valid JSON" in unreadable
+    assert f"{bad_yaml}: " in unreadable and "config.yaml' is not valid YAML" in unreadable
+    assert f"{no_config}: no config.yaml (it holds metrics.jsonl, summary.json)" in unreadable
+    assert text.rstrip().endswith(f"6 run folders under {tmp_path}: 1 finished, 1 unfinished, 1 failed, "
+                                  "3 unreadable.")
+    with pytest.warns(UserWarning, match="skipped unreadable run folder"):
+        assert len(load_runs(tmp_path)) == 3
+
+
+def test_results_command_on_a_mixed_folder(tmp_path, capsys):
+    from ldrld_mini.cli import main
+
+    _mixed_folder(tmp_path / "runs")
+    code = main(["results", str(tmp_path / "runs"), "--plot", str(tmp_path / "c.png")])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err and "3 unreadable" in out
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_plot_groups_exactly_as_the_table(runs):
+    from ldrld_mini.results import group_curves
+
+    pair = runs / "cifar100" / "resnet32x4-resnet8x4"
+    write_run(pair / "ldrld_alpha8" / "seed0", curve=(10.0, 20.0, 30.0), overrides=["loss.alpha=8"])
+    curves = group_curves(load_runs(runs))
+    groups = group_runs(load_runs(runs))
+    assert len(curves) == len(groups) == 4  # vanilla, kd, ldrld (alpha 10.5), ldrld (alpha 8)
+    eight = curves["cifar100 resnet32x4→resnet8x4 ldrld [loss.alpha=8.0]"]
+    assert eight.num_runs == 1 and eight.mean == [10.0, 20.0, 30.0]
+    assert curves["cifar100 resnet32x4→resnet8x4 ldrld [loss.alpha=10.5]"].num_runs == 3

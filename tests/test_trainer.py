@@ -61,22 +61,49 @@ def test_vanilla_run_folder_contract(teacher_run):
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     assert summary["best_acc"] == max(r["val_top1"] for r in rows)
     assert summary["last_acc"] == rows[-1]["val_top1"] and summary["epochs"] == 2
-    assert summary["best_epoch"] in (1, 2) and summary["wall_time_s"] > 0
+    accs = [r["val_top1"] for r in rows]
+    assert summary["best_epoch"] == 1 + accs.index(max(accs)) and summary["wall_time_s"] > 0  # first best
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    assert (best["epoch"], best["accuracy"]) == (summary["best_epoch"], summary["best_acc"])
+    if summary["best_epoch"] == 2:  # the last epoch: best.pt and last.pt hold the same weights
+        assert all(torch.equal(v, state_of(run_dir)[k]) for k, v in best["model"].items())
     cfg = Config.load_yaml(run_dir / "config.yaml")
     assert cfg.method == "vanilla" and cfg.model.student == "resnet8"
     model = build_model("resnet8", num_classes=10)
     load_checkpoint(model, run_dir / "best.pt")  # best.pt has the CRD layout, loads strictly
 
 
-def test_distillation_logs_every_loss_part(teacher_run, tmp_path):
+def test_distillation_logs_every_loss_part(teacher_run, tmp_path, monkeypatch):
+    """Each logged train_<part> is the sample-weighted mean of what the loss returned during that epoch."""
+    import ldrld_mini.losses as losses
+
+    calls, built = [], []
+    real_build = losses.build_loss
+
+    def recording_build(name, **options):  # the trainer's loss module, with a hook that records each call
+        module = real_build(name, **options)
+        module.register_forward_hook(lambda m, args, out: calls.append(
+            (args[2].shape[0], {k: float(v.detach()) for k, v in out._asdict().items()})))
+        built.append(module)
+        return module
+
+    monkeypatch.setattr(losses, "build_loss", recording_build)
     teacher_dir, _ = teacher_run
     cfg = tiny_config("ldrld", extra=[f"model.teacher_checkpoint={teacher_dir}"])
-    summary = fit(cfg, tmp_path / "ldrld", quiet=True)
-    row = metrics_of(tmp_path / "ldrld")[0]
-    for part in ("train_total", "train_ce", "train_ldrld", "train_rntk"):
-        assert math.isfinite(row[part]), part
-    assert math.isclose(row["train_total"], row["train_ce"] + 10.5 * row["train_ldrld"] + 7.0 * row["train_rntk"],
-                        rel_tol=1e-4)
+    epoch_calls, rows = [], []  # the loss calls of each epoch; the records fit logs (before JSON rounding)
+    summary = fit(cfg, tmp_path / "ldrld", quiet=True,
+                  on_epoch_end=lambda record: (epoch_calls.append(list(calls)), calls.clear(), rows.append(record)))
+    (module,) = built
+    assert {k: module.options[k] for k in ("k", "temperature", "alpha", "beta")} == \
+        {"k": 7, "temperature": 4.0, "alpha": 10.5, "beta": 7.0}  # the recipe's values reached the loss
+    for row, steps in zip(rows, epoch_calls):
+        assert [n for n, _ in steps] == [16] * 5  # 80 images, batch 16
+        for part in ("total", "ce", "ldrld", "rntk"):
+            mean = sum(n * parts[part] for n, parts in steps) / sum(n for n, _ in steps)
+            assert row[f"train_{part}"] == pytest.approx(mean, rel=1e-6), part
+    assert len(epoch_calls) == len(rows) == 2
+    for row, logged in zip(rows, metrics_of(tmp_path / "ldrld")):  # metrics.jsonl: 6 significant digits
+        assert logged["train_total"] == pytest.approx(row["train_total"], rel=1e-5)
     assert summary["teacher_top1"] is not None and summary["method"] == "ldrld"
 
 
@@ -145,11 +172,12 @@ def test_missing_teacher_says_where_to_put_it(tmp_path):
         fit(cfg, tmp_path / "run", quiet=True)
 
 
-def test_legacy_double_weight_scales_the_whole_loss(teacher_run, tmp_path):
+@pytest.mark.parametrize("fast", [False, True], ids=["standard", "fast"])
+def test_legacy_double_weight_scales_the_whole_loss(teacher_run, tmp_path, fast):
     """With ce_weight w, plain SGD (no momentum, no weight decay) on w * L equals lr * w on L."""
     teacher_dir, _ = teacher_run
     common = [f"model.teacher_checkpoint={teacher_dir}", "optim.momentum=0.0", "optim.weight_decay=0.0",
-              "loss.ce_weight=0.5"]
+              "loss.ce_weight=0.5", f"train.fast={str(fast).lower()}", "data.gpu_resident=true"]
     legacy = tiny_config("ldrld", epochs=1, extra=[*common, "loss.legacy_double_weight=true", "lr=0.04"])
     scaled_lr = tiny_config("ldrld", epochs=1, extra=[*common, "lr=0.02"])
     fit(legacy, tmp_path / "legacy", quiet=True)
@@ -225,18 +253,25 @@ def test_metrics_writer_csv_and_optional_tensorboard(tmp_path):
 
 
 def test_fast_path_equals_standard_path_and_resumes(teacher_run, tmp_path):
-    """train.fast=true (train/fast.py) on CPU in fp32: the standard run's weights; resume stays exact."""
+    """train.fast=true (train/fast.py) on CPU in fp32: the standard run's weights; resume stays exact.
+
+    The weights are compared for KD, whose fast and standard steps are the same arithmetic. LDRLD's fast
+    terms are another implementation of the loss (equal to it within float32 round-off, tests/test_losses.py
+    and test_fast_path.py), and its top-k on the student's logits turns such round-off into a different
+    selection now and then, so two LDRLD trainings drift apart by more than round-off on some CPUs."""
     teacher_dir, _ = teacher_run
     extra = [f"model.teacher_checkpoint={teacher_dir}", "data.gpu_resident=true"]
-    standard = tiny_config("ldrld", epochs=2, extra=extra)
+    fit(tiny_config("kd", epochs=2, extra=extra), tmp_path / "standard", quiet=True)
+    fit(tiny_config("kd", epochs=2, extra=[*extra, "train.fast=true"]), tmp_path / "fast", quiet=True)
+    a, b = (state_of(tmp_path / name) for name in ("standard", "fast"))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
     fast = tiny_config("ldrld", epochs=2, extra=[*extra, "train.fast=true"])
-    fit(standard, tmp_path / "standard", quiet=True)
-    fit(fast, tmp_path / "fast", quiet=True)
+    fit(fast, tmp_path / "ldrld", quiet=True)
     with pytest.raises(_Stop):
         fit(fast, tmp_path / "resumed", quiet=True, on_epoch_end=_stop_after(1))
     fit(fast, tmp_path / "resumed", resume=True, quiet=True)
-    a, b, c = (state_of(tmp_path / name) for name in ("standard", "fast", "resumed"))
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+    b, c = (state_of(tmp_path / name) for name in ("ldrld", "resumed"))
+    for key in b:
         assert torch.equal(b[key], c[key]), key
-    assert {"train_ce", "train_ldrld", "train_rntk"} <= set(metrics_of(tmp_path / "fast")[0])
+    assert {"train_ce", "train_ldrld", "train_rntk"} <= set(metrics_of(tmp_path / "ldrld")[0])

@@ -75,12 +75,13 @@ def _imagenet(root: Path, download: bool, train_aug: bool, *, strict: bool = Tru
 
 
 def _synthetic(root: Path, download: bool, train_aug: bool, *, num_classes: int = 100, train_per_class: int = 100,
-               val_per_class: int = 20, seed: int = 0, cache_dir: str | Path | None = None, noise: float = 0.1):
+               val_per_class: int = 20, seed: int = 0, cache_dir: str | Path | None = None, noise: float = 0.15,
+               image_size: int = 32):
     """The generated dataset (see synthetic.py); nothing is read or written unless cache_dir is given."""
     names = synthetic.class_names(num_classes)
     common = dict(num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class,
-                  seed=seed, cache_dir=cache_dir, noise=noise)
-    tf = train_transform("synthetic") if train_aug else test_transform("synthetic")
+                  seed=seed, cache_dir=cache_dir, noise=noise, image_size=image_size)
+    tf = train_transform("synthetic", image_size=image_size) if train_aug else test_transform("synthetic")
     train = ArrayDataset(*synthetic.load_synthetic(split="train", **common), names, tf)
     val = ArrayDataset(*synthetic.load_synthetic(split="val", **common), names, test_transform("synthetic"))
     for ds in (train, val):
@@ -181,7 +182,9 @@ def _gpu_loaders(name, train_ds, val_ds, *, batch_size, val_batch_size, seed, de
                  rank, world, shard_val):
     """Two DeviceLoaders over the uint8 arrays of in-memory datasets."""
     info = get_info(name)
-    common = dict(mean=info.mean, std=info.std, device=device, flip=info.hflip, seed=seed)
+    size = train_ds.data.shape[1] if train_ds.data.shape[-1] in (1, 3) else train_ds.data.shape[-1]
+    common = dict(mean=info.mean, std=info.std, device=device, flip=info.hflip, seed=seed,
+                  padding=max(size // 8, 1))  # CRD's pad 4 at 32x32, scaled with the image
     train = DeviceLoader(train_ds.data, train_ds.targets, batch_size=batch_size, train=True, augment=train_aug,
                          drop_last=drop_last, rank=rank, world_size=world, **common)
     val = DeviceLoader(val_ds.data, val_ds.targets, batch_size=val_batch_size, train=False,

@@ -1,29 +1,115 @@
-"""CIFAR-100 through torchvision's own reader, with a clear message when the files are missing."""
+"""CIFAR-100 in torchvision's layout, its pickles read by a restricted unpickler, with clear messages for
+missing, damaged or foreign files."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
-from torchvision.datasets import CIFAR100
+import numpy as np
+from torchvision.datasets import CIFAR100, VisionDataset
 from torchvision.datasets.utils import check_integrity
 
 from .registry import get_info
 from .report import DatasetNotReadyError, DatasetReport
 
-__all__ = ["cifar_folder", "check_cifar100", "load_cifar100", "CIFAR100_FILES"]
+__all__ = ["cifar_folder", "check_cifar100", "load_cifar100", "read_cifar_pickle", "CIFARFileError",
+           "SafeCIFAR100", "CIFAR100_FILES"]
 
 CIFAR100_FILES = ("train", "test", "meta")
 _FIX = (
-    "download with build_datasets('cifar100', root, download=True) (needs network), or by hand: fetch "
+    "download with `ldrld-mini prepare-data cifar100 --root <root> --download` (in Python: "
+    "build_datasets('cifar100', root, download=True); needs network), or by hand: fetch "
     "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz and run `tar xzf cifar-100-python.tar.gz "
     "-C <root>`, which creates <root>/cifar-100-python/{train,test,meta}."
 )
+# what the CIFAR python pickles hold: dicts, lists, str/bytes, ints and numpy arrays; nothing else is built
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    *(("builtins", name) for name in ("list", "dict", "tuple", "set", "frozenset", "bytes", "bytearray", "str",
+                                       "int", "float", "bool", "complex")),
+    *(("__builtin__", name) for name in ("list", "dict", "tuple", "set", "frozenset", "str", "int", "float",
+                                          "bool", "complex", "unicode", "long")),
+}
 
 
-class UnverifiedCIFAR100(CIFAR100):
-    """torchvision's CIFAR100 reader with the md5 checks switched off (files must still exist).
+class CIFARFileError(ValueError):
+    """A CIFAR-100 pickle is damaged, or holds Python objects that the format never holds."""
+
+
+class _CIFARUnpickler(pickle.Unpickler):
+    """Builds only builtins and numpy arrays: a crafted file cannot name a function to run."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        if module == "__builtin__":
+            module = "builtins"
+        return super().find_class(module, name)
+
+
+def read_cifar_pickle(path: Path) -> dict:
+    """One CIFAR python file (train, test or meta) as a dict with str keys, read by the restricted unpickler."""
+    path = Path(path)
+    fix = f"replace it with the official file ({_FIX})"
+    try:
+        with open(path, "rb") as f:
+            entry = _CIFARUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        if "is not allowed" in str(err):
+            raise CIFARFileError(f"{str(path)!r} is not a CIFAR-100 file: it pickles a Python object the format "
+                                 f"never holds ({err}); it was not loaded, as it could run code. {fix}") from None
+        raise CIFARFileError(f"{str(path)!r} cannot be read as a CIFAR-100 pickle (damaged: {err}); {fix}") from None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as err:
+        raise CIFARFileError(f"{str(path)!r} cannot be read as a CIFAR-100 pickle (truncated or damaged: "
+                             f"{type(err).__name__}: {err}); {fix}") from None
+    if not isinstance(entry, dict):
+        raise CIFARFileError(f"{str(path)!r} holds a {type(entry).__name__}, not a CIFAR-100 dict; {fix}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+def _split_arrays(path: Path) -> tuple[np.ndarray, list[int]]:
+    """(uint8 (N, 3072) rows, fine labels) of one split file, checked."""
+    entry = read_cifar_pickle(path)
+    data, labels = entry.get("data"), entry.get("fine_labels", entry.get("labels"))
+    if not (isinstance(data, np.ndarray) and data.ndim == 2 and data.shape[1] == 3072 and isinstance(labels, list)
+            and len(labels) == len(data)):
+        raise CIFARFileError(f"{str(path)!r} is not a CIFAR-100 split: expected 'data' uint8 (N, 3072) and N "
+                             f"'fine_labels'; replace it with the official file ({_FIX})")
+    return data, labels
+
+
+class SafeCIFAR100(CIFAR100):
+    """torchvision's CIFAR100 (layout, md5 checks, download), its pickles read by `read_cifar_pickle`."""
+
+    def __init__(self, root, train: bool = True, transform=None, target_transform=None, download: bool = False):
+        VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
+        self.train = train
+        if download:
+            self.download()
+        if not self._check_integrity():
+            raise RuntimeError("Dataset not found or corrupted. You can use download=True to download it")
+        folder = Path(self.root) / self.base_folder
+        parts = [_split_arrays(folder / name) for name, _ in (self.train_list if train else self.test_list)]
+        self.data = np.vstack([d for d, _ in parts]).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
+        self.targets = [int(t) for _, labels in parts for t in labels]
+        self._load_meta()
+
+    def _load_meta(self) -> None:
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        if not check_integrity(str(path), self.meta["md5"]):
+            raise RuntimeError("Dataset metadata file not found or corrupted. You can use download=True")
+        self.classes = read_cifar_pickle(path)[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+
+class UnverifiedCIFAR100(SafeCIFAR100):
+    """SafeCIFAR100 with the md5 checks switched off (files must still exist).
 
     Used only when `verify_md5=False` is passed: for stand-ins (`standins.py`), whose bytes cannot match the
-    published checksums. Everything else (pickle reading, HWC layout, classes) is torchvision's code.
+    published checksums. The pickles are read by the same restricted unpickler.
     """
 
     train_list = [["train", None]]
@@ -81,14 +167,16 @@ def load_cifar100(root: Path, *, train: bool, transform=None, download: bool = F
         _download(base)
     if check:
         check_cifar100(root, verify_md5=verify_md5).raise_if_failed("root", root)
-    cls = CIFAR100 if verify_md5 else UnverifiedCIFAR100
+    cls = SafeCIFAR100 if verify_md5 else UnverifiedCIFAR100
     return cls(str(base), train=train, transform=transform, download=False)
 
 
 def _download(base: Path) -> None:
     """Download + extract the archive with torchvision; a network failure becomes a clear error."""
     try:
-        CIFAR100(str(base), train=True, download=True)
+        SafeCIFAR100(str(base), train=True, download=True)
+    except CIFARFileError:
+        raise
     except Exception as err:  # URLError, socket timeouts, HTTP errors ...
         report = DatasetReport("cifar100", base / "cifar-100-python", fix=_FIX)
         report.problems.append(f"download=True failed ({type(err).__name__}: {err}); no network?")

@@ -7,7 +7,7 @@ from pathlib import Path
 from torchvision.datasets import ImageFolder
 
 from .report import DatasetReport
-from .tiny_imagenet import _compare_counts, _few, _images_in
+from .tiny_imagenet import _compare_counts, _few, _images_in, read_rgb
 
 __all__ = ["imagenet_folder", "check_imagenet", "load_imagenet"]
 
@@ -70,4 +70,5 @@ def _count_images(report: DatasetReport, folder: Path, train: list[str], val: li
 
 def load_imagenet(root: Path, *, train: bool, transform=None) -> ImageFolder:
     """An ImageFolder over `train/` or `val/` (class index = position in the sorted folder names)."""
-    return ImageFolder(str(imagenet_folder(root) / ("train" if train else "val")), transform=transform)
+    return ImageFolder(str(imagenet_folder(root) / ("train" if train else "val")), transform=transform,
+                       loader=read_rgb)

@@ -1,11 +1,14 @@
-"""The built-in offline dataset: CIFAR-shaped images of 20 superclasses x 5 related members, made from a seed.
+"""The built-in offline dataset: small images of superclasses x 5 related members, made from a seed.
 
-A superclass fixes a shape family (disk, square, diamond, ring, cross) and a colour (its hue); its five
-members differ only in the period of the stripes that texture the shape, from very fine to very coarse.
-Every image also varies in position, size, stripe angle and phase, colour, brightness, background and
-noise. Neighbouring members overlap, so a classifier confuses mostly classes of the same superclass, and
-more so the closer their stripe periods are: a teacher's non-target probabilities then carry real
-class-relation knowledge, which is what logit distillation transfers.
+A superclass is a shape family (disk, square, diamond, cross, ring) inside one colour band; its five
+members are five neighbouring hues of that band, from the coolest to the warmest. Every image also varies
+in position, size, a striped texture (period, angle, phase, strength), saturation, brightness, background
+and pixel noise, and its hue is jittered around its member's hue, so that neighbouring members overlap a
+little. A classifier then confuses mostly members of one superclass, and more so the closer their hues:
+a teacher's non-target probabilities carry graded class relations, which is what logit distillation
+transfers. Telling the shapes apart at 16x16 pixels is the hard part and takes capacity, so a larger
+teacher learns it faster than a small student; no feature is all-or-nothing (generator v2 hid the member
+in a stripe period that small CNNs found only after a seed-dependent plateau), so runs converge smoothly.
 """
 from __future__ import annotations
 
@@ -21,17 +24,13 @@ __all__ = ["MEMBERS", "SHAPES", "generate_synthetic", "superclass_of", "class_na
            "superclass_map", "load_synthetic"]
 
 MEMBERS = 5  # classes per superclass
-SHAPES = ("disk", "square", "diamond", "ring", "cross")
-PERIODS = (2.7, 3.6, 4.8, 6.4, 8.5)  # stripe period in pixels of member 0..4
-MEMBER_NAMES = ("very fine", "fine", "medium", "coarse", "very coarse")
+SHAPES = ("disk", "square", "diamond", "ring", "cross")  # the distance functions' families 0..4
+FAMILY_OF_SUPERCLASS = (0, 1, 2, 4, 3)  # superclass s draws family FAMILY_OF_SUPERCLASS[s % 5]: disk, square, diamond, cross, ring
 HUE_NAMES = ("red", "scarlet", "orange", "amber", "yellow", "lime", "chartreuse", "green", "emerald", "jade",
              "cyan", "azure", "sky", "blue", "indigo", "violet", "purple", "magenta", "fuchsia", "rose")
-PERIOD_JITTER = 0.09  # std of the log-period of one image around its member's period
-# Stripes lift the shape colour towards white by U(a, a + b). Version 1 lifted by U(0.3, 0.6): small CNNs
-# then sat for about 5 epochs at the 20 % 'superclass right, member guessed' plateau, and whether a
-# distilled student left it within the demo's 8 epochs was a matter of the seed. Version 2: U(0.5, 0.8).
-STRIPE_LIFT = (0.5, 0.3)
-GENERATOR_VERSION = 2  # part of cache file names: bump whenever the images a seed gives change
+HUE_STEP = 0.07  # hue distance (of a full turn 1.0) between neighbouring members of one superclass
+HUE_JITTER = 0.02  # std of one image's hue around its member's hue: neighbours overlap by a few percent
+GENERATOR_VERSION = 3  # part of cache file names: bump whenever the images a seed gives change
 _CHUNK = 512  # images rendered at once (fixed, so the random stream does not depend on the machine)
 _NUM_PARAMS = 18  # uniform draws per image
 
@@ -55,22 +54,41 @@ def superclass_map(num_classes: int = 100) -> torch.Tensor:
     return superclass_of(torch.arange(num_classes), num_classes)
 
 
-def _hue_name(s: int, n_super: int) -> str:
-    """Colour name of superclass `s` (named hues for 20 superclasses, degrees otherwise)."""
-    return HUE_NAMES[s] if n_super == len(HUE_NAMES) else f"hue {round(360 * s / n_super):03d}"
+def _bands(n_super: int) -> int:
+    """Colour bands: five superclasses (one per shape family) share a band."""
+    return -(-n_super // len(SHAPES))
+
+
+def _member_hues(num_classes: int) -> torch.Tensor:
+    """float64 (num_classes,): the hue of every class in [0, 1), band centre + member offset."""
+    n_super = _check_num_classes(num_classes)
+    c = torch.arange(num_classes)
+    centre = (c // MEMBERS // len(SHAPES)).double() / _bands(n_super)
+    return (centre + (c % MEMBERS - (MEMBERS - 1) / 2).double() * HUE_STEP) % 1.0
+
+
+def _shape_name(s: int) -> str:
+    """Shape family name of superclass `s`."""
+    return SHAPES[FAMILY_OF_SUPERCLASS[s % len(SHAPES)]]
+
+
+def _hue_name(hue: float) -> str:
+    """The nearest of 20 named hues."""
+    return HUE_NAMES[round(hue * len(HUE_NAMES)) % len(HUE_NAMES)]
 
 
 def superclass_names(num_classes: int = 100) -> list[str]:
-    """Readable superclass names, e.g. 'red disks'."""
+    """Readable superclass names, e.g. 'red-band disks'."""
     n_super = _check_num_classes(num_classes)
-    return [f"{_hue_name(s, n_super)} {SHAPES[s % len(SHAPES)]}s" for s in range(n_super)]
+    plural = {"cross": "crosses"}
+    return [f"{_hue_name((s // len(SHAPES)) / _bands(n_super))}-band {plural.get(_shape_name(s), _shape_name(s) + 's')}"
+            for s in range(n_super)]
 
 
 def class_names(num_classes: int = 100) -> list[str]:
-    """Readable class names, e.g. 'red disk, fine stripes'."""
-    n_super = _check_num_classes(num_classes)
-    return [f"{_hue_name(c // MEMBERS, n_super)} {SHAPES[(c // MEMBERS) % len(SHAPES)]}, "
-            f"{MEMBER_NAMES[c % MEMBERS]} stripes" for c in range(num_classes)]
+    """Readable class names, e.g. 'disk, rose' (the shape, then the member's hue)."""
+    hues = _member_hues(num_classes).tolist()
+    return [f"{_shape_name(c // MEMBERS)}, {_hue_name(hues[c])}" for c in range(num_classes)]
 
 
 def _stream_seed(seed: int, split: str) -> int:
@@ -116,42 +134,44 @@ def _normal(u: torch.Tensor) -> torch.Tensor:
     return (u.sum(-1) - 1.5) * 2.0
 
 
-def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, n_super: int, size: int) -> torch.Tensor:
+def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, num_classes: int,
+            size: int) -> torch.Tensor:
     """Images float64 (n, H, W, 3) in [0, 1] from labels (n,), uniforms p (n, 18) and noise (n, H, W, 3)."""
-    sup, member = labels // MEMBERS, labels % MEMBERS
+    sup = labels // MEMBERS
     coords = (torch.arange(size, dtype=torch.float64) + 0.5 - size / 2) / (size / 2)  # (W,) in [-1, 1]
-    cx, cy = (p[:, 0] - 0.5) * 0.5, (p[:, 1] - 0.5) * 0.5  # centre shift up to 4 px
-    x = coords[None, None, :] - cx[:, None, None]  # (n, 1, W)
-    y = coords[None, :, None] - cy[:, None, None]  # (n, H, 1)
-    x, y = x.expand(-1, size, -1), y.expand(-1, -1, size)  # (n, H, W)
-    radius = (0.5 + 0.3 * p[:, 2])[:, None, None]  # (n, 1, 1)
-    inside = torch.sigmoid(-_shape_distance(sup % len(SHAPES), x, y, radius) * size / 1.5)  # (n, H, W) soft mask
+    cx, cy = (p[:, 0] - 0.5) * 0.4, (p[:, 1] - 0.5) * 0.4  # centre shift up to a tenth of the width
+    x = (coords[None, None, :] - cx[:, None, None]).expand(-1, size, -1)  # (n, H, W)
+    y = (coords[None, :, None] - cy[:, None, None]).expand(-1, -1, size)  # (n, H, W)
+    radius = (0.45 + 0.3 * p[:, 2])[:, None, None]  # (n, 1, 1)
+    family = torch.tensor(FAMILY_OF_SUPERCLASS)[sup % len(SHAPES)]  # (n,)
+    inside = torch.sigmoid(-_shape_distance(family, x, y, radius) * size / 1.5)  # (n, H, W) soft mask
 
-    period = torch.tensor(PERIODS, dtype=torch.float64)[member] * torch.exp(PERIOD_JITTER * _normal(p[:, 3:6]))
+    period = (3.0 * torch.exp(0.5 * (p[:, 3] - 0.5)))[:, None, None] * (size / 16)  # (n, 1, 1) pixels, a nuisance
     angle, phase = math.pi * p[:, 6], 2 * math.pi * p[:, 7]
     along = (x * torch.cos(angle)[:, None, None] + y * torch.sin(angle)[:, None, None]) * (size / 2)  # pixels
-    stripes = 0.5 + 0.5 * torch.cos(2 * math.pi * along / period[:, None, None] + phase[:, None, None])
+    stripes = 0.5 + 0.5 * torch.cos(2 * math.pi * along / period + phase[:, None, None])  # (n, H, W)
 
-    hue = (sup.double() / n_super + 0.015 * _normal(p[:, 8:11])) % 1.0
-    fg = _hsv_to_rgb(hue, 0.7 + 0.3 * p[:, 11], 0.6 + 0.3 * p[:, 12])  # (n, 3)
+    hue = (_member_hues(num_classes)[labels] + HUE_JITTER * _normal(p[:, 8:11])) % 1.0  # (n,)
+    fg = _hsv_to_rgb(hue, 0.75 + 0.25 * p[:, 11], 0.65 + 0.3 * p[:, 12])  # (n, 3)
     bg = (0.1 + 0.35 * p[:, 13])[:, None] + 0.1 * (p[:, 14:17] - 0.5)  # (n, 3) dark grey, tinted
-    strength = (STRIPE_LIFT[0] + STRIPE_LIFT[1] * p[:, 17])[:, None, None, None]  # (n, 1, 1, 1)
-    lift = strength * stripes[..., None]  # (n, H, W, 1): how far each pixel moves towards white
+    lift = (0.15 + 0.25 * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) towards white
     shape_rgb = fg[:, None, None, :] * (1 - lift) + lift  # (n, H, W, 3) light stripes on the shape colour
     img = inside[..., None] * shape_rgb + (1 - inside[..., None]) * bg[:, None, None, :]
     return img + noise
 
 
 def generate_synthetic(num_classes: int = 100, per_class: int = 100, *, seed: int = 0, split: str = "train",
-                       image_size: int = 32, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+                       image_size: int = 32, noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, H, W, 3) and labels int64 (N,), N = num_classes * per_class, sorted by class.
 
     Deterministic: the same arguments give the same bytes on any machine (a CPU torch.Generator, float64
     arithmetic, then rounding to uint8).
     """
-    n_super = _check_num_classes(num_classes)
+    _check_num_classes(num_classes)
     if per_class < 1:
         raise ValueError(f"per_class={per_class} must be >= 1")
+    if image_size < 8:
+        raise ValueError(f"image_size={image_size} must be >= 8 (16 for the demo, 32 CIFAR-sized)")
     gen = torch.Generator().manual_seed(_stream_seed(seed, split))
     labels = torch.arange(num_classes).repeat_interleave(per_class)  # (N,)
     params = torch.rand(len(labels), _NUM_PARAMS, generator=gen, dtype=torch.float64)  # (N, 18)
@@ -160,7 +180,7 @@ def generate_synthetic(num_classes: int = 100, per_class: int = 100, *, seed: in
         stop = min(start + _CHUNK, len(labels))
         pixel_noise = (torch.rand(stop - start, image_size, image_size, 3, generator=gen,
                                   dtype=torch.float64) - 0.5) * (2 * noise)
-        img = _render(labels[start:stop], params[start:stop], pixel_noise, n_super, image_size)
+        img = _render(labels[start:stop], params[start:stop], pixel_noise, num_classes, image_size)
         out[start:stop] = torch.round(img.clamp(0, 1) * 255).to(torch.uint8).numpy()
     return out, labels.numpy()
 

@@ -10,7 +10,8 @@ from torch.utils.data import Dataset
 
 from .report import DatasetReport
 
-__all__ = ["TinyImageNet", "tiny_folder", "check_tiny_imagenet", "read_wnids", "read_val_annotations"]
+__all__ = ["TinyImageNet", "tiny_folder", "check_tiny_imagenet", "read_wnids", "read_val_annotations", "read_rgb",
+           "AnnotationError", "CorruptImageError"]
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 _FIX = (
@@ -30,14 +31,37 @@ def read_wnids(folder: Path) -> list[str]:
     return sorted(set(lines))
 
 
+class AnnotationError(ValueError):
+    """A line of val_annotations.txt is not `file<TAB>wnid<TAB>...`."""
+
+
+class CorruptImageError(ValueError):
+    """An image file of the dataset cannot be decoded (truncated or not an image)."""
+
+
 def read_val_annotations(folder: Path) -> list[tuple[str, str]]:
     """(file name, wnid) per line of val/val_annotations.txt (tab-separated: file, wnid, x0, y0, x1, y1)."""
+    path = folder / "val" / "val_annotations.txt"
     rows = []
-    for line in (folder / "val" / "val_annotations.txt").read_text().splitlines():
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if line.strip():
             fields = line.split("\t")
+            if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
+                raise AnnotationError(f"{path} line {number} is {line[:60]!r}: expected tab-separated fields "
+                                      "`<file>\\t<wnid>\\t<x0>\\t<y0>\\t<x1>\\t<y1>`; re-extract val/ from "
+                                      "tiny-imagenet-200.zip (an editor may have turned the tabs into spaces)")
             rows.append((fields[0].strip(), fields[1].strip()))
     return rows
+
+
+def read_rgb(path: str):
+    """The image at `path` as RGB; a file PIL cannot decode raises CorruptImageError naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise CorruptImageError(f"image {path} cannot be read ({type(err).__name__}: {err}): the file is "
+                                "truncated or not an image; replace it from the original archive") from None
 
 
 def _images_in(folder: Path) -> list[str]:
@@ -76,8 +100,7 @@ class TinyImageNet(Dataset):
     def __getitem__(self, index: int):
         """(transformed RGB image, label); a few Tiny-ImageNet JPEGs are grey, hence convert('RGB')."""
         path, label = self.samples[index]
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        img = read_rgb(path)
         return (self.transform(img) if self.transform is not None else img), label
 
 
@@ -129,7 +152,11 @@ def _check_val(report: DatasetReport, folder: Path, wnids: list[str], expected: 
                 if any((val / w).is_dir() for w in wnids) else "")
         report.problems.append(f"{annotations} is missing: it holds the val labels{hint}")
         return
-    rows = read_val_annotations(folder)
+    try:
+        rows = read_val_annotations(folder)
+    except AnnotationError as err:
+        report.problems.append(str(err))
+        return
     on_disk = set(_images_in(val / "images"))
     report.counts["val images"] = len(on_disk)
     listed = {f for f, _ in rows}

@@ -1,8 +1,17 @@
-"""Shared checks and small helpers of the loss library (no models, no data, no training)."""
+"""Shared checks and small helpers of the loss library (no models, no data, no training).
+
+The input checks never read a value back from an accelerator: shapes, dtypes and devices are metadata;
+the one value check (labels in `[0, C)`) reads host memory directly for CPU tensors (synchronous by
+nature, the same ValueError as ever, and no tensor op: `np.from_dlpack`) and is a device-side assertion
+(`torch._assert_async`) elsewhere, so a CUDA step is never stalled by it. On CUDA a bad label then fails
+the step asynchronously with a device-side assert; `check_logits(..., sync=True)` (or `check_target(...,
+sync=True)`) reads the labels back and raises the ValueError with the values, for a check once per run.
+"""
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,8 +24,12 @@ class CEParts(NamedTuple):
     ce: Tensor
 
 
-def check_logits(logits_student: Tensor, logits_teacher: Tensor | None, target: Tensor | None) -> None:
-    """Raise a ValueError naming the argument when logits or targets cannot be a (B, C) batch."""
+def check_logits(logits_student: Tensor, logits_teacher: Tensor | None, target: Tensor | None, *,
+                 sync: bool = False) -> None:
+    """Raise a ValueError naming the argument when logits or targets cannot be a (B, C) batch.
+
+    Reads nothing back from an accelerator unless `sync=True` (see the module docstring).
+    """
     _check_one("logits_student", logits_student)
     if logits_teacher is not None:
         _check_one("logits_teacher", logits_teacher)
@@ -26,8 +39,13 @@ def check_logits(logits_student: Tensor, logits_teacher: Tensor | None, target: 
                 f"{tuple(logits_student.shape)}; pass teacher and student logits of the same batch and the "
                 "same number of classes (check both models were built with the same num_classes)."
             )
+        if logits_teacher.device != logits_student.device:
+            raise ValueError(
+                f"logits_teacher is on {logits_teacher.device} but logits_student is on "
+                f"{logits_student.device}; move both to the same device, e.g. logits_teacher.to(logits_student.device)."
+            )
     if target is not None:
-        check_target(target, logits_student)
+        check_target(target, logits_student, sync=sync)
 
 
 def _check_one(name: str, logits: Tensor) -> None:
@@ -46,8 +64,8 @@ def _check_one(name: str, logits: Tensor) -> None:
         raise ValueError(f"{name} has {logits.shape[1]} class(es); distillation needs at least 2 classes.")
 
 
-def check_target(target: Tensor, logits: Tensor) -> None:
-    """Raise a ValueError when `target` is not (B,) class indices in [0, C)."""
+def check_target(target: Tensor, logits: Tensor, *, sync: bool = False) -> None:
+    """Raise a ValueError when `target` is not (B,) class indices in [0, C) (no read-back unless `sync`)."""
     if not isinstance(target, Tensor) or target.dim() != 1 or target.dtype not in (torch.int64, torch.int32):
         shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(
@@ -59,11 +77,27 @@ def check_target(target: Tensor, logits: Tensor) -> None:
             f"target has {target.shape[0]} labels but the logits have {logits.shape[0]} rows; "
             "pass one label per sample of the batch."
         )
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= logits.shape[1]):
+    if target.device != logits.device:
         raise ValueError(
-            f"target holds labels in [{int(target.min())}, {int(target.max())}] but there are "
-            f"{logits.shape[1]} classes; labels must lie in [0, {logits.shape[1] - 1}]."
+            f"target is on {target.device} but the logits are on {logits.device}; "
+            f"move the labels with target.to({str(logits.device)!r})."
         )
+    if not target.numel() or target.device.type == "meta":
+        return
+    classes = logits.shape[1]
+    if target.device.type == "cpu" or sync:
+        labels = np.from_dlpack(target) if target.device.type == "cpu" else target.cpu().numpy()
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise ValueError(_label_message(f"labels in [{low}, {high}]", classes))
+    else:  # a device-side assertion: nothing is read back, a bad label fails the step asynchronously
+        torch._assert_async(target.ge(0).logical_and_(target.lt(classes)).all(),
+                            _label_message("labels outside the class range", classes))
+
+
+def _label_message(found: str, classes: int) -> str:
+    return (f"target holds {found} but there are {classes} classes; "
+            f"labels must lie in [0, {classes - 1}].")
 
 
 def check_temperature(temperature: float) -> None:
@@ -79,7 +113,9 @@ def compute_dtype(logits: Tensor) -> torch.dtype:
 
 def ce_loss(logits_student: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy on raw logits (no temperature), mean over the batch, computed in float32 or better."""
-    return F.cross_entropy(logits_student.to(compute_dtype(logits_student)), target)
+    dtype = compute_dtype(logits_student)
+    logits = logits_student if logits_student.dtype == dtype else logits_student.to(dtype)
+    return F.cross_entropy(logits, target if target.dtype == torch.int64 else target.long())
 
 
 def kl_rows(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:

@@ -28,11 +28,13 @@ def target_non_target_kl(logits_student: Tensor, logits_teacher: Tensor, target:
     dtype = compute_dtype(logits_student)
     zs = logits_student.to(dtype) / temperature  # (B, C)
     zt = logits_teacher.detach().to(dtype) / temperature  # (B, C)
-    is_target = F.one_hot(target, zs.shape[1]).bool()  # (B, C)
+    column = target.unsqueeze(1)  # (B, 1)
+    # (B, C) one-hot mask by a scatter: F.one_hot reads min/max back to the host on CPU
+    is_target = torch.zeros_like(zs, dtype=torch.bool).scatter_(1, column, True)
 
     def binary_log_probs(z: Tensor) -> Tensor:
         log_p = F.log_softmax(z, dim=1)  # (B, C)
-        log_p_target = log_p.gather(1, target[:, None])  # (B, 1)
+        log_p_target = log_p.gather(1, column)  # (B, 1)
         log_p_rest = torch.logsumexp(log_p.masked_fill(is_target, float("-inf")), dim=1, keepdim=True)  # (B, 1)
         return torch.cat([log_p_target, log_p_rest], dim=1)  # (B, 2)
 

@@ -1,6 +1,6 @@
 """LDRLD: Local Dense Logit Relations (Xu et al., ICCV 2025), built from named pieces.
 
-Conventions (those of the authors' public code, see METHOD.md): logits are divided by the temperature T
+Conventions (those of the authors' public code, see docs/method.md): logits are divided by the temperature T
 before every softmax; every KL is `KL(teacher || student)`, multiplied by T^2 and averaged over the batch;
 the top-k is taken on the **student's** logits (ties as `torch.topk`); the teacher never gets a gradient.
 
@@ -17,16 +17,18 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .common import ce_loss, check_logits, check_temperature, compute_dtype, kl_rows
 from .weights import DELTA, EPSILON, LAMBDA, adw, adw_matrix, check_k, pair_positions, pair_weights
 
 RANK_BY = ("student", "teacher")
 REDUCTIONS = ("mean", "sum")
+REMAINING_AT_FULL_K = ("zero", "full_kd")  # the remaining term at k = C: the formula's 0 / the public code's KD
 
 
 class LossParts(NamedTuple):
-    """`total = ce_weight * ce + alpha * ldrld + beta * rntk`; `ldrld`, `rntk` unweighted (METHOD.md §2)."""
+    """`total = ce_weight * ce + alpha * ldrld + beta * rntk`; `ldrld`, `rntk` unweighted (docs/method.md §2)."""
 
     total: Tensor
     ce: Tensor
@@ -75,19 +77,35 @@ def group_kl(student_group: Tensor, teacher_group: Tensor, temperature: float = 
 
 
 def remaining_non_target_kl(logits_student: Tensor, logits_teacher: Tensor, index: Tensor,
-                            temperature: float = 4.0) -> Tensor:
+                            temperature: float = 4.0, remaining_at_full_k: str = "zero") -> Tensor:
     """`T^2 * KL` over the C - k classes outside the top-k `index`, (B, C), (B, C), (B, k) -> (B,).
 
-    The softmax is renormalised over the remaining classes; the term is 0 when k = C.
+    The softmax is renormalised over the remaining classes. At k = C no class remains:
+    `remaining_at_full_k="zero"` (default) gives the exact 0 of the formula; `"full_kd"` gives what the
+    authors' public code computes there (its mask selects nothing): plain KD over all C classes.
     """
+    check_remaining_at_full_k(remaining_at_full_k)
     batch, classes = logits_student.shape
     k = index.shape[1]
     if k == classes:
+        if remaining_at_full_k == "full_kd":
+            return group_kl(logits_student, logits_teacher, temperature)
         return logits_student.new_zeros(batch) * logits_student.sum(dim=1)  # keeps the graph, exact 0
-    outside = torch.ones_like(logits_student, dtype=torch.bool).scatter_(1, index, False)  # (B, C)
-    rest_s = logits_student.masked_select(outside).view(batch, classes - k)  # (B, C-k), class order kept
-    rest_t = logits_teacher.detach().masked_select(outside).view(batch, classes - k)  # (B, C-k)
+    inside = torch.zeros_like(logits_student, dtype=torch.int8).scatter_(1, index, 1)  # (B, C)
+    # the C - k outside positions in class order (a stable sort puts the 0s first): no read-back of a count
+    rest = torch.argsort(inside, dim=1, stable=True)[:, : classes - k]  # (B, C-k)
+    rest_s = logits_student.gather(1, rest)  # (B, C-k)
+    rest_t = logits_teacher.detach().gather(1, rest)  # (B, C-k)
     return group_kl(rest_s, rest_t, temperature)
+
+
+def check_remaining_at_full_k(value: str) -> None:
+    """Raise a ValueError unless `value` is one of `REMAINING_AT_FULL_K`."""
+    if value not in REMAINING_AT_FULL_K:
+        raise ValueError(
+            f"remaining_at_full_k must be one of {REMAINING_AT_FULL_K}, got {value!r}; 'zero' is the formula "
+            "(no class remains at k = C), 'full_kd' reproduces the public code (full-softmax KD at k = C)."
+        )
 
 
 def llki_weight(k: int, epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA) -> float:
@@ -114,7 +132,8 @@ def local_reduction(pair_terms: Tensor, group_term: Tensor, weights: Tensor, gro
 
 def ldrld_terms_einops(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7,
                        temperature: float = 4.0, rank_by: str = "student", reduction: str = "mean",
-                       epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA):
+                       epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
+                       remaining_at_full_k: str = "zero"):
     """The unweighted `(ldrld, rntk)` terms assembled from the named pieces."""
     dtype = compute_dtype(logits_student)
     zs, zt = logits_student.to(dtype), logits_teacher.detach().to(dtype)
@@ -123,92 +142,219 @@ def ldrld_terms_einops(logits_student: Tensor, logits_teacher: Tensor, *, k: int
     whole = group_kl(zs_top, zt_top, temperature)  # (B,)
     weights = pair_weights(k, epsilon, delta, lam, dtype=dtype, device=zs.device)  # (P,)
     local = local_reduction(pairs, whole, weights, llki_weight(k, epsilon, delta, lam), reduction)
-    rntk = remaining_non_target_kl(zs, zt, index, temperature).mean()
+    rntk = remaining_non_target_kl(zs, zt, index, temperature, remaining_at_full_k).mean()
     return local, rntk
 
 
 # ----------------------------------------------------------------------------------------------------------
-# implementation 2: fast, one autograd node with the analytic gradient
+# implementation 2: fast, one autograd node with the analytic gradient (CE folded in)
+#
+# What makes it fast, for the same numbers:
+# - student and teacher top-k logits are stacked, (2, B, k): each step below runs once for both models;
+# - the C(k,2) pair differences come from one small matmul, `top @ D`, D (k, P) holding +1/-1 (exact:
+#   every product is by +-1 or 0); a pair's binary KL is CE(p_t, sigma(d_s)) - CE(p_t, sigma(d_t)): one
+#   `binary_cross_entropy_with_logits` over the stack with signed ADW weights gives the weighted sum;
+# - the remaining term is a log-softmax of the scaled logits with FILL scattered at the top-k; its teacher
+#   softmax serves the value and the gradient (softmax is cheaper than exp of a log-softmax on CPUs);
+# - CE, the local and the remaining terms and the total are one node whose backward writes the gradient
+#   of `total` in a handful of in-place ops; the ADW weights and 1/B, T, T^2, alpha are folded into cached
+#   constant tensors; nothing is read back to the host.
+# FILL: exp(FILL - max) is exactly 0 in float32 and float64, so the remaining classes get bit for bit the
+# softmax over them alone (the public code's -1000 is exact only while |logits| / T << 1000), and
+# FILL - logsumexp stays finite, so a KL entry at a top-k class is 0 * finite = 0 (with -inf: 0 * nan).
+# Exact while |logits / T| < 1e29.
 
-class _LDRLDTerms(torch.autograd.Function):
-    """Forward computes both terms and, when needed, their gradients w.r.t. the student logits."""
+FILL = -1e30
+PAIR_MATRIX_MAX_K = 64  # D is (k, C(k,2)): O(k^3) memory; above this k the fast impl runs the einops form
+
+
+class _Plan(NamedTuple):
+    """The constants of one call: cached tensors and folded python factors."""
+
+    diff: Tensor  # (k, P): column p is e_a - e_b of pair p = (a, b); top @ diff = all pair differences
+    pair_value: Tensor  # (2, 1, P): +-w_p T^2 / (B groups): BCE(student) - BCE(teacher), ADW-weighted
+    pair_grad: Tensor  # (P, k): diag(w_p T / (B groups)) @ diff.T, pair gradients -> top-k gradients
+    pair_grad_alpha: Tensor  # (P, k): alpha * pair_grad (the gradient of `total`)
+    whole_value: float  # w_whole T^2 / (B groups)
+    whole_grad: float  # w_whole T / (B groups)
+    temperature: float
+    rest_scale: float  # T^2 / B
+    rest_grad: float  # T / B
+    ce_scale: float  # 1 / B
+    rest_mode: str  # "mask" (k < C), "all" (k = C, remaining_at_full_k="full_kd"), "zero" (k = C)
+    classes: int
+    ce_weight: float
+    alpha: float
+    beta: float
+
+
+_PLANS: dict = {}
+
+
+def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remaining_at_full_k, dtype, device,
+          ce_weight=1.0, alpha=1.0, beta=1.0) -> _Plan:
+    key = (k, classes, batch, float(temperature), reduction, float(epsilon), float(delta), float(lam),
+           remaining_at_full_k, dtype, str(device), float(ce_weight), float(alpha), float(beta))
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    first, second = pair_positions(k)
+    pairs = len(first)
+    diff = torch.zeros(k, pairs, dtype=torch.float64)
+    diff[first, torch.arange(pairs)] = 1.0
+    diff[second, torch.arange(pairs)] = -1.0
+    t = float(temperature)
+    per_group = 1.0 / (batch * (pairs + 1 if reduction == "mean" else 1))
+    weights = pair_weights(k, epsilon, delta, lam, dtype=torch.float64) * per_group  # (P,)
+    whole = llki_weight(k, epsilon, delta, lam) * per_group
+    pair_grad = (weights * t)[:, None] * diff.T  # (P, k)
+    signed = torch.stack([weights, -weights])[:, None, :] * (t * t)  # (2, 1, P)
+    rest_mode = "mask" if k < classes else ("all" if remaining_at_full_k == "full_kd" else "zero")
+    on = dict(dtype=dtype, device=device)
+    plan = _Plan(diff.to(**on), signed.to(**on), pair_grad.to(**on), (pair_grad * float(alpha)).to(**on),
+                 whole * t * t, whole * t, t, t * t / batch, t / batch, 1.0 / batch, rest_mode, classes,
+                 float(ce_weight), float(alpha), float(beta))
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+class _LDRLDFused(torch.autograd.Function):
+    """`(total, ce, ldrld, rntk)` of LDRLD in one node; `target=None` gives `(None, None, ldrld, rntk)`."""
 
     @staticmethod
-    def forward(ctx, logits_student, logits_teacher, index, pair_matrix, group_weight, temperature, groups,
-                need_grad):
-        batch, classes = logits_student.shape
-        k = index.shape[1]
-        u = logits_student / temperature  # (B, C)
-        v = logits_teacher / temperature  # (B, C)
-        u_top, v_top = u.gather(1, index), v.gather(1, index)  # (B, k)
-        d_s = u_top[:, :, None] - u_top[:, None, :]  # (B, k, k)
-        d_t = v_top[:, :, None] - v_top[:, None, :]  # (B, k, k)
-        log_p_s, log_p_t = F.logsigmoid(d_s), F.logsigmoid(d_t)  # (B, k, k)
-        p_t = log_p_t.exp()
-        # binary KL of every ordered pair: (ls_t - ls_s) + (1 - p_t)(d_s - d_t); symmetric in (a, b)
-        pair_kl = (log_p_t - log_p_s) + (1 - p_t) * (d_s - d_t)  # (B, k, k)
-        pair_sum = 0.5 * (pair_kl * pair_matrix).sum(dim=(1, 2))  # (B,)
-        log_q_s, log_q_t = F.log_softmax(u_top, dim=1), F.log_softmax(v_top, dim=1)  # (B, k)
-        q_t = log_q_t.exp()
-        whole = (q_t * (log_q_t - log_q_s)).sum(dim=1)  # (B,)
-        scale = temperature**2 / batch
-        local = (pair_sum + group_weight * whole).sum() * scale / groups
-
-        if k < classes:
-            inside = torch.zeros_like(u, dtype=torch.bool).scatter_(1, index, True)  # (B, C)
-            log_r_s = F.log_softmax(u.masked_fill(inside, float("-inf")), dim=1)  # (B, C), -inf inside
-            log_r_t = F.log_softmax(v.masked_fill(inside, float("-inf")), dim=1)
-            r_t = log_r_t.exp()
-            rest = torch.where(inside, 0.0, r_t * (log_r_t - log_r_s)).sum() * scale
-        else:
+    def forward(ctx, logits_student, logits_teacher, target, ranking, k, plan, need_grad):
+        ctx.set_materialize_grads(False)
+        index = torch.topk(ranking, k, dim=1).indices  # (B, k), descending rank
+        u = logits_student / plan.temperature  # (B, C)
+        v = logits_teacher / plan.temperature  # (B, C)
+        top = torch.stack((u.gather(1, index), v.gather(1, index)))  # (2, B, k): student, teacher
+        # the pairs: d = z_a - z_b of every pair a < b; binary KL = CE(p_t, sigma(d_s)) - CE(p_t, sigma(d_t))
+        d = top @ plan.diff  # (2, B, P)
+        p_t = torch.sigmoid(d[1])  # (B, P)
+        pairs = F.binary_cross_entropy_with_logits(d, p_t.expand_as(d), weight=plan.pair_value, reduction="sum")
+        # the whole top-k (LLKI)
+        log_q = F.log_softmax(top, dim=2)  # (2, B, k)
+        log_qs, log_qt = log_q.unbind(0)
+        local = torch.add(pairs, F.kl_div(log_qs, log_qt, reduction="sum", log_target=True), alpha=plan.whole_value)
+        # remaining: softmax over the classes outside the top-k (all of them for the public k = C case)
+        r_t = None
+        if plan.rest_mode == "zero":
             rest = u.new_zeros(())
-
-        if need_grad:  # skipped under torch.no_grad() or for a student that needs no gradient
-            g_scale = temperature / batch  # d/dz = (1/T) d/du, times T^2 / B
-            sigma_gap = torch.sigmoid(d_s) - p_t  # (B, k, k) dKL/dd_s
-            g_top = (pair_matrix * sigma_gap).sum(dim=2) + group_weight * (log_q_s.exp() - q_t)  # (B, k)
-            g_local = torch.zeros_like(u).scatter_(1, index, g_top * (g_scale / groups))  # (B, C)
-            if k < classes:
-                g_rest = torch.where(inside, 0.0, log_r_s.exp() - r_t) * g_scale  # (B, C)
-            else:
-                g_rest = torch.zeros_like(u)
-            ctx.save_for_backward(g_local, g_rest)
-        return local, rest
+        else:
+            if plan.rest_mode == "mask":
+                u, v = u.scatter(1, index, FILL), v.scatter(1, index, FILL)
+            r_t = F.softmax(v, dim=1)  # (B, C), exactly 0 at the top-k
+            rest = torch.sub(F.log_softmax(v, dim=1), F.log_softmax(u, dim=1)).mul_(r_t).sum().mul_(plan.rest_scale)
+        total = ce = None
+        if target is not None:  # CE on raw logits, and the weighted total
+            ce = F.nll_loss(F.log_softmax(logits_student, dim=1), target)
+            total = torch.add(ce if plan.ce_weight == 1.0 else ce * plan.ce_weight, local, alpha=plan.alpha)
+            if plan.rest_mode != "zero":
+                total = torch.add(total, rest, alpha=plan.beta)
+        if need_grad:
+            ctx.save_for_backward(logits_student, index, target, d, p_t, log_q, u, r_t)
+            ctx.plan = plan
+        return total, ce, local, rest
 
     @staticmethod
-    def backward(ctx, grad_local, grad_rest):
-        g_local, g_rest = ctx.saved_tensors
-        return grad_local * g_local + grad_rest * g_rest, None, None, None, None, None, None, None
+    @once_differentiable
+    def backward(ctx, grad_total, grad_ce, grad_local, grad_rest):
+        plan = ctx.plan
+        if grad_ce is None and grad_local is None and grad_rest is None:  # the usual: total.backward()
+            if grad_total is None:
+                return (None,) * 7
+            grad = _fused_gradient(ctx.saved_tensors, plan, plan.ce_weight, plan.pair_grad_alpha,
+                                   plan.whole_grad * plan.alpha, 1.0, plan.beta)
+            return grad.mul_(grad_total), None, None, None, None, None, None
+
+        def coefficient(own, weight):  # d out / d part, a 0-d tensor or None
+            if grad_total is None:
+                return own
+            return grad_total * weight if own is None else grad_total * weight + own
+
+        grad = _fused_gradient(ctx.saved_tensors, plan, coefficient(grad_ce, plan.ce_weight), plan.pair_grad,
+                               plan.whole_grad, coefficient(grad_local, plan.alpha),
+                               coefficient(grad_rest, plan.beta))
+        return grad, None, None, None, None, None, None
+
+
+def _fused_gradient(saved, plan, c_ce, pair_grad, whole_grad, c_local, c_rest) -> Tensor:
+    """`c_ce * dCE/dz + c_local * d ldrld/dz + c_rest * d rntk/dz`, each c a float, a 0-d tensor or None."""
+    logits, index, target, d, p_t, log_q, u_rest, r_t = saved
+    grad = None
+    if c_ce is not None and target is not None:  # (softmax - one-hot) / B
+        scale = c_ce * plan.ce_scale
+        grad = F.softmax(logits, dim=1).mul_(scale)
+        if isinstance(scale, Tensor):
+            grad.scatter_add_(1, target.unsqueeze(1), scale.neg().expand(target.shape[0], 1))
+        else:
+            grad.scatter_(1, target.unsqueeze(1), -scale, reduce="add")
+    if c_rest is not None and r_t is not None:  # (r_s - r_t) T / B
+        scale = c_rest * plan.rest_grad
+        if grad is None or isinstance(scale, Tensor):
+            grad = _add_scaled(grad, F.softmax(u_rest, dim=1).sub_(r_t), scale)
+        else:
+            grad.add_(F.softmax(u_rest, dim=1), alpha=scale).sub_(r_t, alpha=scale)
+    if c_local is not None:  # pairs: w_p (sigma(d_s) - p_t), whole: w (q_s - q_t); times T / (B groups)
+        top = torch.sigmoid(d[0]).sub_(p_t) @ pair_grad  # (B, k)
+        q_s, q_t = log_q.exp().unbind(0)
+        top.add_(q_s, alpha=whole_grad).sub_(q_t, alpha=whole_grad)
+        if not isinstance(c_local, float) or c_local != 1.0:
+            top = top.mul_(c_local)
+        if grad is None:
+            grad = top.new_zeros((index.shape[0], plan.classes))
+        grad.scatter_add_(1, index, top)
+    return grad
+
+
+def _add_scaled(grad, x, scale):
+    if grad is None:
+        return x.mul_(scale)
+    if isinstance(scale, Tensor):
+        return grad.addcmul_(x, scale)
+    return grad.add_(x, alpha=scale)
+
+
+def _fused(logits_student, logits_teacher, target, *, k, temperature, rank_by, reduction, epsilon, delta, lam,
+           remaining_at_full_k, ce_weight=1.0, alpha=1.0, beta=1.0):
+    """Run `_LDRLDFused` on the computation dtype (checks done by the caller)."""
+    dtype = compute_dtype(logits_student)
+    zs = logits_student if logits_student.dtype == dtype else logits_student.to(dtype)
+    zt = logits_teacher if logits_teacher.dtype == dtype else logits_teacher.to(dtype)
+    if target is not None and target.dtype != torch.int64:
+        target = target.long()
+    plan = _plan(k, zs.shape[1], zs.shape[0], temperature, reduction, epsilon, delta, lam, remaining_at_full_k,
+                 dtype, zs.device, ce_weight, alpha, beta)
+    need_grad = torch.is_grad_enabled() and zs.requires_grad
+    ranking = zs if rank_by == "student" else zt
+    return _LDRLDFused.apply(zs, zt, target, ranking, k, plan, need_grad)
 
 
 def ldrld_terms_fast(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7,
                      temperature: float = 4.0, rank_by: str = "student", reduction: str = "mean",
-                     epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA):
+                     epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
+                     remaining_at_full_k: str = "zero"):
     """The unweighted `(ldrld, rntk)` terms from one fused autograd node (same values as einops)."""
+    _check_options(rank_by, reduction, remaining_at_full_k)
+    check_k(k, logits_student.shape[1])
+    if k > PAIR_MATRIX_MAX_K:
+        return ldrld_terms_einops(logits_student, logits_teacher, k=k, temperature=temperature, rank_by=rank_by,
+                                  reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
+                                  remaining_at_full_k=remaining_at_full_k)
+    _, _, local, rest = _fused(logits_student, logits_teacher, None, k=k, temperature=temperature,
+                               rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
+                               remaining_at_full_k=remaining_at_full_k)
+    return local, rest
+
+
+def _check_options(rank_by, reduction, remaining_at_full_k) -> None:
     if rank_by not in RANK_BY:
         raise ValueError(f"rank_by must be one of {RANK_BY}, got {rank_by!r}; the paper ranks by the student.")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
-    check_k(k, logits_student.shape[1])
-    dtype = compute_dtype(logits_student)
-    zs, zt = logits_student.to(dtype), logits_teacher.detach().to(dtype)
-    ranking = zs if rank_by == "student" else zt
-    index = torch.topk(ranking.detach(), k, dim=1).indices  # (B, k)
-    matrix = _cached_matrix(k, epsilon, delta, lam, dtype, zs.device)
-    groups = k * (k - 1) // 2 + 1 if reduction == "mean" else 1
-    need_grad = torch.is_grad_enabled() and zs.requires_grad
-    return _LDRLDTerms.apply(zs, zt, index, matrix, llki_weight(k, epsilon, delta, lam),
-                             float(temperature), groups, need_grad)
-
-
-_MATRICES: dict = {}
-
-
-def _cached_matrix(k, epsilon, delta, lam, dtype, device) -> Tensor:
-    key = (k, float(epsilon), float(delta), float(lam), dtype, str(device))
-    if key not in _MATRICES:
-        _MATRICES[key] = adw_matrix(k, epsilon, delta, lam, dtype=dtype, device=device)
-    return _MATRICES[key]
+    check_remaining_at_full_k(remaining_at_full_k)
 
 
 IMPLEMENTATIONS = {"fast": ldrld_terms_fast, "einops": ldrld_terms_einops}
@@ -232,6 +378,7 @@ def ldrld_loss(
     epsilon: float = EPSILON,
     delta: float = DELTA,
     lam: float = LAMBDA,
+    remaining_at_full_k: str = "zero",
     impl: str = "fast",
 ) -> LossParts:
     """LDRLD loss `ce_weight * CE + alpha * L_local + beta * L_rntk` -> LossParts(total, ce, ldrld, rntk).
@@ -240,15 +387,26 @@ def ldrld_loss(
     whole-top-k group is the single pair again and, as in the public code, it gets that pair's ADW.
     `reduction="mean"` divides the local term by C(k,2)+1 groups (public code, what alpha was tuned for);
     `"sum"` follows the paper's formulas. float16/bfloat16 logits are computed in float32.
+    `remaining_at_full_k`: the remaining term at k = C, where no class remains: `"zero"` (default, the
+    formula) or `"full_kd"` (the public code, whose mask then selects nothing: plain full-softmax KD over all
+    C classes). Below k = C the option changes nothing.
+    Nothing is read back to the host (see `common.check_logits`); `impl="fast"` is one autograd node
+    holding CE, both terms and the total.
     """
     check_logits(logits_student, logits_teacher, target)
     check_k(k, logits_student.shape[1])
     check_temperature(temperature)
+    _check_options(rank_by, reduction, remaining_at_full_k)
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {tuple(IMPLEMENTATIONS)}, got {impl!r}.")
+    if impl == "fast" and k <= PAIR_MATRIX_MAX_K:
+        return LossParts(*_fused(logits_student, logits_teacher, target, k=k, temperature=temperature,
+                                 rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
+                                 remaining_at_full_k=remaining_at_full_k, ce_weight=ce_weight, alpha=alpha,
+                                 beta=beta))
     local, rntk = IMPLEMENTATIONS[impl](logits_student, logits_teacher, k=k, temperature=temperature,
                                         rank_by=rank_by, reduction=reduction, epsilon=epsilon,
-                                        delta=delta, lam=lam)
+                                        delta=delta, lam=lam, remaining_at_full_k=remaining_at_full_k)
     ce = ce_loss(logits_student, target)
     return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
 
@@ -260,7 +418,8 @@ class LDRLDLoss(nn.Module):
 
     def __init__(self, k: int = 7, temperature: float = 4.0, alpha: float = 10.5, beta: float = 7.0,
                  ce_weight: float = 1.0, rank_by: str = "student", reduction: str = "mean",
-                 epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA, impl: str = "fast"):
+                 epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
+                 remaining_at_full_k: str = "zero", impl: str = "fast"):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise ValueError(f"k must be an integer >= 2, got {k!r}; the paper's default is 7.")
@@ -269,9 +428,10 @@ class LDRLDLoss(nn.Module):
                                      ("impl", impl, tuple(IMPLEMENTATIONS))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+        check_remaining_at_full_k(remaining_at_full_k)
         self.options = dict(k=k, temperature=temperature, alpha=alpha, beta=beta, ce_weight=ce_weight,
                             rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                            impl=impl)
+                            remaining_at_full_k=remaining_at_full_k, impl=impl)
 
     def forward(self, logits_student, logits_teacher, target, epoch=None) -> LossParts:
         return ldrld_loss(logits_student, logits_teacher, target, **self.options)

@@ -1,6 +1,6 @@
 """Slow, literal versions of LDRLD, written for reading and used as the oracle of the tests.
 
-`ldrld_reference` loops over samples and groups and writes each formula of METHOD.md §2 as it stands.
+`ldrld_reference` loops over samples and groups and writes each formula of docs/method.md §2 as it stands.
 `ldrld_masked` is the public code's vectorised formulation: one full-width softmax per group, the classes
 outside the group pushed down by `-1000` (exact only while |logits| / T stays far below 1000).
 """
@@ -33,8 +33,12 @@ def adaptive_decay_weight(rank_a: int, rank_b: int, epsilon=1.5, delta=2.0, lam=
 
 def ldrld_reference(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7, temperature: float = 4.0,
                     rank_by: str = "student", reduction: str = "mean", epsilon: float = 1.5,
-                    delta: float = 2.0, lam: float = 0.05) -> tuple[Tensor, Tensor]:
-    """The unweighted `(ldrld, rntk)` terms by explicit loops over samples, pairs and groups."""
+                    delta: float = 2.0, lam: float = 0.05, remaining_at_full_k: str = "zero") -> tuple[Tensor, Tensor]:
+    """The unweighted `(ldrld, rntk)` terms by explicit loops over samples, pairs and groups.
+
+    At k = C no class remains: the remaining term is 0 (`remaining_at_full_k="zero"`), or, as the public
+    code computes it, KD over all C classes (`"full_kd"`).
+    """
     teacher_all = logits_teacher.detach()
     batch, num_classes = logits_student.shape
     local_sum = logits_student.new_zeros(())
@@ -58,14 +62,21 @@ def ldrld_reference(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 
             sample = sample / len(groups)
         local_sum = local_sum + sample
         remaining = [c for c in range(num_classes) if c not in top]
+        if not remaining and remaining_at_full_k == "full_kd":
+            remaining = list(range(num_classes))  # the public code's mask selects nothing: all C classes
         if remaining:
             rest_sum = rest_sum + local_kl(student, teacher, remaining, temperature)
     return local_sum / batch, rest_sum / batch
 
 
 def ldrld_masked(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7, temperature: float = 4.0,
-                 epsilon: float = 1.5, delta: float = 2.0, lam: float = 0.05) -> tuple[Tensor, Tensor]:
-    """The public code's formulation: a full-width softmax of `z/T - 1000 * mask` for every group."""
+                 epsilon: float = 1.5, delta: float = 2.0, lam: float = 0.05,
+                 remaining_at_full_k: str = "zero") -> tuple[Tensor, Tensor]:
+    """The public code's formulation: a full-width softmax of `z/T - 1000 * mask` for every group.
+
+    At k = C the public code masks every class alike, so its remaining term is KD over all C classes:
+    `remaining_at_full_k="full_kd"` keeps that, `"zero"` (default, as the other implementations) gives 0.
+    """
     teacher = logits_teacher.detach()
     batch, num_classes = logits_student.shape
     top = torch.topk(logits_student.detach(), k, dim=1).indices  # (B, k)
@@ -89,5 +100,6 @@ def ldrld_masked(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7, 
         local = local + weight * masked_kl(keep)
     local = local / len(groups)
     in_top = torch.zeros_like(logits_student).scatter_(1, top, 1.0)
-    rest = masked_kl(1.0 - in_top) if k < num_classes else logits_student.new_zeros(())
+    full_kd = remaining_at_full_k == "full_kd"
+    rest = masked_kl(1.0 - in_top) if k < num_classes or full_kd else logits_student.new_zeros(())
     return local, rest

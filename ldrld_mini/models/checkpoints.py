@@ -7,8 +7,10 @@ distiller checkpoints whose keys start with `module.student.` (the teacher's key
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,10 @@ class UntrustedCheckpointError(CheckpointError):
     """The file pickles Python objects that `torch.load(weights_only=True)` refuses to run."""
 
 
+class CorruptCheckpointError(CheckpointError):
+    """The file is damaged or no checkpoint at all (empty, truncated, random bytes): no trust setting helps."""
+
+
 @dataclass
 class LayoutDiff:
     """Keys of the model missing from the checkpoint, unexpected keys, and keys whose shapes differ."""
@@ -44,27 +50,109 @@ class LayoutDiff:
         return not (self.missing or self.unexpected or self.wrong_shape)
 
 
-def read_checkpoint(path: str | Path, *, trust_pickle: bool = False, map_location="cpu"):
-    """torch.load with weights_only=True; weights_only=False only with trust_pickle=True."""
+def checkpoint_damage(path: str | Path) -> str | None:
+    """What makes `path` unreadable as a checkpoint ('it is empty', 'it is truncated ...'); None if it looks whole.
+
+    Reads the file's structure only (zip index and CRCs, pickle opcodes); nothing is unpickled.
+    """
     path = Path(path)
+    if path.stat().st_size == 0:
+        return "it is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):
+        return _zip_damage(path)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return _legacy_damage(path)
+    return (f"it is not a PyTorch checkpoint (it starts with the bytes {head.hex(' ')}; a checkpoint starts "
+            "with 'PK', a zip archive, or with a pickle header)")
+
+
+def _zip_damage(path: Path) -> str | None:
+    """Damage of a zip-format checkpoint: unreadable index, a failed CRC, no or a cut-off data.pkl."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                return f"it is damaged (its member {bad} fails the CRC check)"
+            names = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+            if not names:
+                return "it is a zip archive but not a PyTorch checkpoint (no data.pkl inside)"
+            if not _pickle_complete(archive.read(names[0])):
+                return "it is damaged (its pickled object, data.pkl, ends early)"
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        return f"it is truncated or damaged (the zip archive cannot be read: {err})"
+    return None
+
+
+def _pickle_complete(data: bytes) -> bool:
+    """True when `data` is one whole pickle (opcodes only; nothing is executed)."""
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # noqa: BLE001 - any parse failure means 'not whole'
+        return False
+    return True
+
+
+def _legacy_damage(path: Path) -> str | None:
+    """Damage of a legacy (pre-zip) checkpoint: one of its five leading pickles ends early."""
+    with open(path, "rb") as f:
+        for _ in range(5):  # magic number, protocol, sys info, the object, storage keys
+            try:
+                for _op in pickletools.genops(f):
+                    pass
+            except Exception as err:  # noqa: BLE001 - ValueError 'pickle exhausted', unknown opcodes ...
+                return f"it is truncated or damaged (a pickle inside ends early: {err})"
+    return None
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an error's text, shortened."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _load_error(path: Path, err: Exception, trust_pickle: bool) -> CheckpointError:
+    """Tell a damaged file (CorruptCheckpointError) apart from a whole one with foreign objects (Untrusted)."""
+    damage = checkpoint_damage(path)
+    if damage is None and isinstance(err, EOFError):
+        damage = "it is truncated (the data ends early)"
+    if damage is not None:
+        return CorruptCheckpointError(
+            f"checkpoint {str(path)!r} cannot be read: {damage}. The file is damaged, not untrusted, so "
+            "--trust-pickle cannot help: copy or download it again (or use another checkpoint).")
+    text = str(err)
+    if not trust_pickle and isinstance(err, pickle.UnpicklingError) and "Unsupported global" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" (it contains {found.group(1)})" if found else ""
+        return UntrustedCheckpointError(
+            f"{str(path)!r} is a whole checkpoint that pickles Python objects besides tensors{what}, so it was "
+            "not loaded: unpickling such objects can run arbitrary code. If you trust the file (e.g. you "
+            "downloaded an official CRD/mdistiller teacher yourself), pass --trust-pickle (in Python: "
+            "load_checkpoint(model, path, trust_pickle=True)).")
+    if trust_pickle:
+        return CheckpointError(f"cannot unpickle {str(path)!r}: {type(err).__name__}: {_first_line(err)}")
+    return CorruptCheckpointError(f"{str(path)!r} is not a readable PyTorch checkpoint ({_first_line(err)}); "
+                                  "copy or download it again.")
+
+
+def read_checkpoint(path: str | Path, *, trust_pickle: bool = False, map_location="cpu"):
+    """torch.load with weights_only=True; weights_only=False only with trust_pickle=True.
+
+    A damaged file raises CorruptCheckpointError, a whole one holding foreign Python objects
+    UntrustedCheckpointError (only then is `trust_pickle` the answer).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a file; pass the .pt/.pth file inside it.")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (looked in {str(path.resolve())!r})")
     try:
         return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
-    except pickle.UnpicklingError as err:
-        if trust_pickle:
-            raise CheckpointError(f"cannot unpickle {str(path)!r}: {err}") from err
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f" (it contains {found.group(1)})" if found else ""
-        raise UntrustedCheckpointError(
-            f"{str(path)!r} pickles Python objects besides tensors{what}, so torch.load(weights_only=True) "
-            "refused it. Unpickling such a file can run arbitrary code. If you trust the file (e.g. you "
-            "downloaded an official CRD/mdistiller teacher yourself), load it with "
-            "load_checkpoint(model, path, trust_pickle=True)."
-        ) from err
-    except (RuntimeError, EOFError) as err:
-        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch checkpoint (truncated download?): "
-                              f"{err}") from err
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds; _load_error sorts them out
+        raise _load_error(path, err, trust_pickle) from err
 
 
 def split_checkpoint(obj) -> tuple[dict[str, Tensor], dict]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,63 @@ def validate(cfg: Config) -> None:
     for name in ("log_every", "eval_every"):
         if getattr(cfg.train, name) < 1:
             raise ValueError(f"train.{name}={getattr(cfg.train, name)!r} must be >= 1.")
+    _validate_optim(cfg)
+    _validate_loss(cfg.loss)
+    _validate_train(cfg.train)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_optim(cfg: Config) -> None:
+    """Finite lr, momentum >= 0, weight_decay >= 0, gamma > 0; nesterov needs momentum."""
+    o = cfg.optim
+    if not (_is_number(o.lr) and math.isfinite(o.lr)):
+        raise ValueError(f"optim.lr={o.lr!r} must be a finite number > 0, e.g. optim.lr=0.05.")
+    for name in ("momentum", "weight_decay"):
+        value = getattr(o, name)
+        if not (_is_number(value) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"optim.{name}={value!r} must be a finite number >= 0 (the recipes use "
+                             f"{'0.9' if name == 'momentum' else '5e-4'}).")
+    if o.nesterov and o.momentum == 0:
+        raise ValueError("optim.nesterov=true needs optim.momentum > 0; set optim.momentum=0.9 or nesterov=false.")
+    g = cfg.schedule.gamma
+    if not (_is_number(g) and math.isfinite(g) and g > 0):
+        raise ValueError(f"schedule.gamma={g!r} must be a finite number > 0 (the lr is multiplied by it at each "
+                         "milestone, e.g. 0.1).")
+
+
+LOSS_WEIGHTS = ("alpha", "beta", "ce_weight", "kd_weight")  # loss terms' weights: >= 0
+
+
+def _validate_loss(loss: dict) -> None:
+    """Loss numbers finite; temperature > 0; weights >= 0; k an integer >= 2; warmup an integer >= 0."""
+    for key, value in loss.items():
+        if _is_number(value) and not math.isfinite(value):
+            raise ValueError(f"loss.{key}={value!r} must be a finite number.")
+    if "temperature" in loss and not (_is_number(loss["temperature"]) and loss["temperature"] > 0):
+        raise ValueError(f"loss.temperature={loss['temperature']!r} must be a number > 0 (the papers use 4 on "
+                         "CIFAR-100, 1 on ImageNet).")
+    for key in LOSS_WEIGHTS:
+        if key in loss and not (_is_number(loss[key]) and loss[key] >= 0):
+            raise ValueError(f"loss.{key}={loss[key]!r} must be a number >= 0 (a loss weight; 0 switches the "
+                             "term off).")
+    k = loss.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
+        raise ValueError(f"loss.k={k!r} must be an integer >= 2 (the paper's default is 7).")
+    warmup = loss.get("warmup")
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+        raise ValueError(f"loss.warmup={warmup!r} must be an integer >= 0 (epochs of the DKD ramp).")
+
+
+SEED_LIMIT = 2**32  # numpy's seed range; torch and the data order accept it too
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _validate_train(t: TrainConfig) -> None:
+    """train.seed in [0, 2**32); train.device one of auto, cpu, mps, cuda, cuda:N."""
+    if isinstance(t.seed, bool) or not isinstance(t.seed, int) or not 0 <= t.seed < SEED_LIMIT:
+        raise ValueError(f"train.seed={t.seed!r} must be an integer in [0, {SEED_LIMIT - 1}], e.g. train.seed=0.")
+    if not (isinstance(t.device, str) and DEVICE_PATTERN.match(t.device)):
+        raise ValueError(f"train.device={t.device!r} is not a device; use auto, cpu, cuda or cuda:N (mps on Macs).")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -9,6 +10,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Iterable
+
+from ..runfolder import append_line, atomic_write_text, read_jsonl
 
 __all__ = ["MetricsWriter", "read_metrics", "truncate_metrics", "progress_enabled", "in_notebook",
            "progress", "Printer"]
@@ -34,8 +37,7 @@ class MetricsWriter:
         if not self.enabled:
             return
         record = {k: _clean(v) for k, v in record.items()}
-        with self.jsonl.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.jsonl, json.dumps(record))
         self._rewrite_csv()
         if self.tb is not None:
             for key, value in record.items():
@@ -46,10 +48,11 @@ class MetricsWriter:
     def _rewrite_csv(self) -> None:
         rows = read_metrics(self.run_dir)
         fields = list(dict.fromkeys(k for row in rows for k in row))
-        with self.csv.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(text.getvalue(), self.csv)
 
     def close(self) -> None:
         if self.tb is not None:
@@ -67,20 +70,22 @@ def _tensorboard_writer(log_dir: Path):
     return SummaryWriter(log_dir=str(log_dir))
 
 
+METRICS_FIX = ("delete that line, or the file to lose the curve (a resumed run keeps training from last.pt); "
+               "`ldrld-mini results` skips this run until then")
+
+
 def read_metrics(run_dir) -> list[dict]:
-    """All records of `run_dir/metrics.jsonl` (an empty list when there is none)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """All records of `run_dir/metrics.jsonl` (an empty list when there is none); a torn last line (a run
+    killed mid-write) is skipped, a damaged line before it raises RunFileError naming the line."""
+    return read_jsonl(Path(run_dir) / "metrics.jsonl", fix=METRICS_FIX)
 
 
 def truncate_metrics(run_dir, last_epoch: int) -> None:
-    """Keep only records with `epoch <= last_epoch` (used on resume: a crash may leave a newer line)."""
+    """Keep only records with `epoch <= last_epoch` (used on resume: a crash may leave a newer or torn line)."""
     path = Path(run_dir) / "metrics.jsonl"
     if path.exists():
         rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= last_epoch]
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), path)
 
 
 def in_notebook() -> bool:

@@ -7,7 +7,7 @@ lr multiplied by `gamma` once per milestone passed (`epoch > milestone`, as in t
 `adjust_learning_rate_wram_up`): for `epoch < W` the lr is `epoch / W * base`; from epoch `W` on the code
 *returns* the base lr but never writes it into the optimiser, so the lr stays `(W - 1) / W * base`
 (0.0475 for base 0.05, W = 20) until the first milestone is passed, then `base * gamma ** steps`
-(0.005, 0.0005, 0.00005). METHOD.md §3 calls this the learning-rate warm-up bug.
+(0.005, 0.0005, 0.00005). docs/method.md §3 calls this the learning-rate warm-up bug.
 """
 from __future__ import annotations
 

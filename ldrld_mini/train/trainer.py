@@ -7,10 +7,18 @@ Run folder contract (what `ldrld-mini results` reads):
     last.pt        model, optimizer, scaler, epoch, best_acc, RNG states (python, numpy, torch, cuda, data)
     best.pt        {'epoch', 'model', 'accuracy', 'best_acc'} of the best validation epoch (CRD layout)
     summary.json   written when the run finishes (best_acc, best_epoch, last_acc, epochs, wall time, ...)
+    failed.json    written instead when the run diverged (a non-finite loss or weights); last.pt keeps the
+                   last finite epoch
+    .lock          the folder's lock (`ldrld_mini.runfolder.RunLock`), held while a run writes there
+
+Every file is written atomically (a .tmp renamed over it); a full or read-only disk raises RunWriteError
+naming the file, with the previous version intact. Damaged files raise RunFileError naming the file.
 """
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import random
 import time
@@ -23,16 +31,22 @@ import torch
 from torch import nn
 
 from ..recipes import ENGINE_LOSS_KEYS, Config
-from ..recipes.config import RUNTIME_KEYS
+from ..recipes.config import LOSS_WEIGHTS, RUNTIME_KEYS
+from ..runfolder import (RUN_FILES, RunFileError, RunLock, RunLockedError, RunWriteError, atomic_write_bytes,
+                         atomic_write_text, ensure_dir, folder_state, read_json, read_yaml_dict,
+                         write_error)
 from .distributed import DistContext, barrier, broadcast_buffers, cleanup, init_from_env, wrap_ddp
-from .logging import MetricsWriter, Printer, progress_enabled, truncate_metrics
+from .logging import MetricsWriter, Printer, progress_enabled, read_metrics, truncate_metrics
 from .loop import evaluate, make_scaler, train_one_epoch
 from .schedule import lr_at
 
 __all__ = ["fit", "seed_everything", "deterministic_mode", "load_teacher", "resolve_checkpoint",
-           "rng_state", "set_rng_state", "config_diff", "RUNTIME_KEYS", "RUN_FILES"]
+           "rng_state", "set_rng_state", "config_diff", "check_config", "check_device", "RUNTIME_KEYS",
+           "RUN_FILES", "TrainingDivergedError", "RunFileError", "RunLockedError", "RunWriteError"]
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json")
+
+class TrainingDivergedError(RuntimeError):
+    """The loss (or the weights) stopped being finite; the run folder is marked failed (failed.json)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -116,23 +130,35 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         for name in ("best.pt", "last.pt"):
             if (p / name).is_file():
                 return p / name
-        raise FileNotFoundError(f"teacher checkpoint folder {str(p)!r} holds neither best.pt nor last.pt; "
-                                "train the teacher first (method='vanilla') into that run folder.")
+        raise FileNotFoundError(f"checkpoint folder {str(p)!r} holds neither best.pt nor last.pt; pass a "
+                                ".pt/.pth file, or train into that run folder first (a teacher: method 'vanilla', "
+                                "`ldrld-mini train`).")
     return p
 
 
 def _missing_teacher(cfg: Config, path) -> FileNotFoundError:
     hint = {
-        "cifar100": "Download the CRD teachers (ldrld_mini.models.fetch_teachers(), or by hand: mdistiller's "
-                    "cifar_teachers.tar / RepDistiller's fetch_pretrained_teachers.sh) and put the file there",
+        "cifar100": "Download the CRD teachers (`ldrld-mini teachers --fetch`; in Python "
+                    "ldrld_mini.models.fetch_teachers(); or by hand: mdistiller's cifar_teachers.tar / "
+                    "RepDistiller's fetch_pretrained_teachers.sh) and put the file there",
         "imagenet": "Save torchvision's IMAGENET1K_V1 state dict there (V2 weights would inflate results)",
-        "synthetic": "Train the teacher first: load_config('synthetic', student=<teacher>, method='vanilla'), "
-                     "fit it into a run folder and pass that folder",
+        "synthetic": f"Train the teacher first (`ldrld-mini train --recipe synthetic --model {cfg.model.teacher} "
+                     "--run-dir DIR`; in Python fit a method='vanilla' config) and pass that folder",
     }.get(cfg.dataset, "Put the teacher's checkpoint there")
+    if cfg.dataset == "cifar100" and not _is_published_teacher(cfg.model.teacher):
+        hint = (f"{cfg.model.teacher!r} has no published CIFAR-100 checkpoint (`ldrld-mini teachers` lists those); "
+                f"train it first (`ldrld-mini train --recipe cifar100 --model {cfg.model.teacher} --run-dir DIR`) "
+                "and pass that folder")
     return FileNotFoundError(
         f"teacher checkpoint for {cfg.model.teacher!r} not found at {str(path)!r}. {hint}, or point "
         f"model.teacher_checkpoint=/path/to/checkpoint (a .pth/.pt file or a run folder)."
     )
+
+
+def _is_published_teacher(name: str | None) -> bool:
+    """True when `name` is one of the CRD CIFAR-100 teachers that `ldrld-mini teachers --fetch` provides."""
+    from ..models import TEACHERS
+    return name in TEACHERS
 
 
 def _published_teacher(cfg: Config) -> Path | None:
@@ -147,8 +173,11 @@ def _published_teacher(cfg: Config) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_teacher(cfg: Config, num_classes: int, device: torch.device) -> nn.Module:
-    """Build the teacher named in the config, load its checkpoint (strict), eval mode, frozen."""
+def load_teacher(cfg: Config, num_classes: int, device: torch.device, *, trust_pickle: bool = False) -> nn.Module:
+    """Build the teacher named in the config, load its checkpoint (strict), eval mode, frozen.
+
+    `trust_pickle=True` (CLI `--trust-pickle`) also loads a whole checkpoint that pickles Python objects.
+    """
     from ..models import build_model, load_checkpoint
 
     if not cfg.model.teacher_checkpoint:
@@ -159,7 +188,7 @@ def load_teacher(cfg: Config, num_classes: int, device: torch.device) -> nn.Modu
     if not path.is_file():
         raise _missing_teacher(cfg, path)
     teacher = build_model(cfg.model.teacher, num_classes=num_classes, dataset=cfg.dataset)
-    load_checkpoint(teacher, path, strict=True)
+    load_checkpoint(teacher, path, strict=True, trust_pickle=trust_pickle)
     return freeze(teacher.to(device))
 
 
@@ -169,6 +198,57 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+DEVICE_FIX = "use --device cpu (train.device=cpu), or auto to take a GPU only when one is there"
+
+
+def check_device(name: str, option: str = "train.device") -> torch.device:
+    """The torch.device for `name` (auto, cpu, mps, cuda, cuda:N); ValueError naming `option` when it is not
+    a device or not present on this machine."""
+    from ..recipes.config import DEVICE_PATTERN
+    from .distributed import resolve_device
+
+    if not (isinstance(name, str) and DEVICE_PATTERN.match(name)):
+        raise ValueError(f"{option} {name!r} is not a device; use auto, cpu, cuda or cuda:N (mps on Macs).")
+    device = resolve_device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{option} {name!r}: no CUDA GPU is visible here (torch.cuda.is_available() is "
+                             f"False); {DEVICE_FIX}.")
+        if (device.index or 0) >= count:
+            raise ValueError(f"{option} {name!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}.")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"{option} {name!r}: MPS is not available here; {DEVICE_FIX}.")
+    return device
+
+
+def check_model_name(name: str, dataset: str, option: str) -> None:
+    """ValueError naming `option` when `name` is not a zoo model for `dataset`'s family (e.g. an ImageNet
+    ResNet on CIFAR-100)."""
+    from ..models.registry import BUILDERS, dataset_family, list_models, resolve_name
+
+    key = resolve_name(name, dataset)
+    family, wanted = BUILDERS[key][1], dataset_family(dataset)
+    if family != wanted and not (wanted == "tiny_imagenet" and family == "cifar"):
+        names = ", ".join(m.name for m in list_models(dataset))
+        kinds = {"cifar": "a CIFAR", "tiny_imagenet": "a Tiny-ImageNet", "imagenet": "an ImageNet"}
+        raise ValueError(f"{option} {name!r} is {kinds[family]} model, but {dataset} needs {kinds[wanted]} "
+                         f"model: one of {names}.")
+
+
+def check_config(cfg: Config) -> None:
+    """Everything about `cfg` that can be checked before data, teacher or run folder are touched: the device,
+    the model names for the dataset, `loss.k` against the number of classes."""
+    check_device(cfg.train.device)
+    check_model_name(cfg.model.student, cfg.dataset, "model.student")
+    if cfg.method != "vanilla" and cfg.model.teacher:
+        check_model_name(cfg.model.teacher, cfg.dataset, "model.teacher")
+    k, classes = cfg.loss.get("k"), num_classes_of(cfg)
+    if cfg.method == "ldrld" and isinstance(k, int) and k > classes:
+        raise ValueError(f"loss.k={k} is larger than the {classes} classes of this {cfg.dataset} run; choose "
+                         f"2 <= loss.k <= {classes} (the paper uses 7).")
 
 
 def num_classes_of(cfg: Config) -> int:
@@ -199,38 +279,119 @@ def _norm(v):
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename over `path` (a crash never leaves half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save into memory, then an atomic write (a crash or a full disk never leaves half a file)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getbuffer(), path)
 
 
 def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(text, path)
+
+
+OVERWRITE_HINT = "pass overwrite=True (--overwrite) to start again"
 
 
 def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -> str:
-    """Check the folder against resume/overwrite; returns 'fresh', 'resume' or 'finished'."""
-    exists = any((run_dir / f).exists() for f in ("last.pt", "summary.json"))
+    """Check the folder (under its lock) against resume/overwrite; returns 'fresh', 'overwrite', 'resume' or
+    'finished'. Nothing is deleted here: an overwrite deletes only once the whole run has been built."""
+    state = folder_state(run_dir)
+    for name in state.present:
+        if (run_dir / name).is_dir():
+            raise RunFileError(f"{str(run_dir / name)!r} is a folder, not a file; remove it (a run folder's "
+                               f"{name} is a file), then run again.")
     if overwrite:
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
+        return "overwrite" if state.present else "fresh"
+    if state.kind in ("empty", "fresh"):  # at most a config.yaml of a run that never finished an epoch
         return "fresh"
-    if not exists:
-        return "fresh"
+    if state.kind == "failed":
+        raise FileExistsError(f"run_dir={str(run_dir)!r} holds {state.describe()}, see its failed.json; it "
+                              f"cannot be resumed: {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
     if not resume:
-        state = "a finished run" if (run_dir / "summary.json").exists() else "an unfinished run"
-        raise FileExistsError(f"run_dir={str(run_dir)!r} already holds {state}; pass resume=True to continue "
-                              "it, overwrite=True to start again, or choose another folder.")
-    if (run_dir / "config.yaml").exists():
-        saved = Config.load_yaml(run_dir / "config.yaml").to_dict()
-        diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
-        if diff:
-            raise ValueError(f"cannot resume {str(run_dir)!r}: the config differs in {diff}; resume with the "
-                             "saved config (Config.load_yaml(run_dir / 'config.yaml')) or start a new run.")
-    return "finished" if (run_dir / "summary.json").exists() else "resume"
+        raise FileExistsError(f"run_dir={str(run_dir)!r} already holds {state.describe()}; pass resume=True to "
+                              "continue it, overwrite=True to start again, or choose another folder.")
+    _check_saved_config(cfg, run_dir)
+    if state.kind == "finished":
+        _read_summary(run_dir)
+        return "finished"
+    if "last.pt" not in state.present:
+        raise FileNotFoundError(f"cannot resume {str(run_dir)!r}: last.pt is missing, but the folder holds "
+                                f"{_describe_files(run_dir, state.present)}. Nothing was deleted. Restore last.pt "
+                                f"(e.g. from a backup), or {OVERWRITE_HINT} (which deletes those files).")
+    return "resume"
+
+
+def _describe_files(run_dir: Path, names: list[str]) -> str:
+    """'config.yaml, metrics.jsonl (3 epochs), best.pt'."""
+    parts = []
+    for name in names:
+        if name == "metrics.jsonl":
+            try:
+                parts.append(f"metrics.jsonl ({len(read_metrics(run_dir))} epochs)")
+            except RunFileError:
+                parts.append("metrics.jsonl (damaged)")
+        else:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def _check_saved_config(cfg: Config, run_dir: Path) -> None:
+    """ValueError when the saved config.yaml differs from `cfg` (run-time keys aside); RunFileError if damaged."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return
+    fix = f"restore it, or {OVERWRITE_HINT}"
+    try:
+        saved = Config.from_dict(read_yaml_dict(path, fix=fix)).to_dict()
+    except (TypeError, ValueError) as err:
+        if isinstance(err, RunFileError):
+            raise
+        raise RunFileError(f"{str(path)!r} is not a run config ({err}); {fix}.") from None
+    diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
+    if diff:
+        raise ValueError(f"cannot resume {str(run_dir)!r}: the config differs in {diff}; resume with the options "
+                         f"its config.yaml was made with, {OVERWRITE_HINT} with the new ones, or choose another "
+                         "run folder.")
+
+
+def _read_summary(run_dir: Path) -> dict:
+    """The run's summary.json; RunFileError (with the fix: delete it and resume) when damaged."""
+    return read_json(run_dir / "summary.json", fix="delete it and resume (--resume): the run's last.pt "
+                                                    "rewrites it without training again")
+
+
+def _clear_run_dir(run_dir: Path, say: Callable[[str], None]) -> None:
+    """--overwrite: delete the run files (and stale .tmp files) and name them."""
+    names = [n for n in RUN_FILES if (run_dir / n).exists()]
+    names += sorted(p.name for p in run_dir.glob("*.tmp"))
+    for name in names:
+        try:
+            (run_dir / name).unlink(missing_ok=True)
+        except OSError as err:
+            raise write_error(run_dir / name, err) from err
+    if names:
+        say(f"--overwrite: deleted {', '.join(names)} from {run_dir}")
+
+
+_LAST_FIX = "restore last.pt from a backup, or pass --overwrite (overwrite=True) to start the run again"
+LAST_KEYS = ("model", "optimizer", "scaler", "epoch")
+
+
+def _read_last(run_dir: Path, device) -> dict:
+    """The run's last.pt (weights only); RunFileError naming what is wrong with it and the fix."""
+    from ..models.checkpoints import _first_line, checkpoint_damage
+
+    path = run_dir / "last.pt"
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for damaged files
+        damage = checkpoint_damage(path) or ("it is truncated (the data ends early)" if isinstance(err, EOFError)
+                                             else f"it cannot be loaded ({_first_line(err)})")
+        raise RunFileError(f"cannot resume from {str(path)!r}: {damage}; {_LAST_FIX}.") from None
+    missing = [k for k in LAST_KEYS if not (isinstance(ckpt, dict) and k in ckpt)]
+    if missing:
+        raise RunFileError(f"{str(path)!r} is not a run checkpoint (it lacks {missing}); {_LAST_FIX}.")
+    return ckpt
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -238,53 +399,73 @@ def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) 
 
 def fit(config: Config | dict, run_dir: str | os.PathLike, *, resume: bool = False, quiet: bool | None = None,
         teacher: nn.Module | None = None, student: nn.Module | None = None, overwrite: bool = False,
-        on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+        on_epoch_end: Callable[[dict], None] | None = None, trust_pickle: bool = False) -> dict:
     """Train the config's student (distilling from its teacher) into `run_dir`; returns the summary dict.
 
-    `resume=True` continues from `last.pt` so the final weights equal an uninterrupted run; `teacher=` /
-    `student=` accept ready modules instead of building them by name; `on_epoch_end(record)` is called
-    after each epoch's checkpoint is written.
+    `resume=True` continues from `last.pt` so the final weights equal an uninterrupted run; `overwrite=True`
+    deletes the folder's run files, but only once the run has been built (config, data, teacher, student);
+    `teacher=` / `student=` accept ready modules instead of building them by name; `on_epoch_end(record)` is
+    called after each epoch's checkpoint is written; `trust_pickle=True` lets the teacher's checkpoint
+    pickle Python objects. The folder is locked for the run's life (RunLockedError for a second writer);
+    a non-finite loss stops the run with TrainingDivergedError and a failed.json.
     """
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
+    check_config(cfg)
     ctx = init_from_env(cfg.train.device)
+    lock = RunLock(Path(run_dir))
     try:
         with deterministic_mode(cfg.train.deterministic, ctx.device):
-            return _fit(cfg, Path(run_dir), ctx, resume=resume, quiet=quiet, teacher=teacher,
-                        student=student, overwrite=overwrite, on_epoch_end=on_epoch_end)
+            return _fit(cfg, Path(run_dir), ctx, lock, resume=resume, quiet=quiet, teacher=teacher,
+                        student=student, overwrite=overwrite, on_epoch_end=on_epoch_end,
+                        trust_pickle=trust_pickle)
     finally:
+        lock.release()
         cleanup(ctx)
 
 
-def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher, student, overwrite,
-         on_epoch_end) -> dict:
-    from ..losses import build_loss
+_BROADCAST_ERRORS = {cls.__name__: cls for cls in (FileExistsError, FileNotFoundError, ValueError, RunFileError,
+                                                    RunLockedError, RunWriteError)}
 
-    say = Printer(quiet, enabled=ctx.is_main)
+
+def _claim_run_dir(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, resume: bool,
+                   overwrite: bool) -> str:
+    """Rank 0 creates and locks the folder and checks it; every rank gets the state (or raises its error)."""
     state, error = "fresh", None
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            ensure_dir(run_dir)
+            lock.acquire()
             state = _prepare_run_dir(cfg, run_dir, resume, overwrite)
-        except (FileExistsError, ValueError) as e:
+        except tuple(_BROADCAST_ERRORS.values()) as e:
             state, error = f"error:{type(e).__name__}:{e}", e
     state = _broadcast_obj(state, ctx)
     if state.startswith("error:"):  # every rank raises what rank 0 found
         _, kind, message = state.split(":", 2)
-        raise error if error is not None else {"FileExistsError": FileExistsError}.get(kind, ValueError)(message)
+        raise error if error is not None else _BROADCAST_ERRORS.get(kind, ValueError)(message)
+    return state
+
+
+def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume, quiet, teacher, student,
+         overwrite, on_epoch_end, trust_pickle) -> dict:
+    from ..losses import build_loss
+
+    say = Printer(quiet, enabled=ctx.is_main)
+    loss_options = {k: v for k, v in cfg.loss.items() if k not in ENGINE_LOSS_KEYS}
+    loss_fn = build_loss(cfg.method, **loss_options)  # bad loss options fail before the folder is touched
+    state = _claim_run_dir(cfg, run_dir, ctx, lock, resume, overwrite)
     if state == "finished":
         say(f"{run_dir}: already finished; returning its summary.")
-        return json.loads((run_dir / "summary.json").read_text())
+        return _read_summary(run_dir)
 
     seed_everything(cfg.train.seed)
     device = ctx.device
     train_loader, val_loader = _build_loaders(cfg, ctx)
     n_classes = num_classes_of(cfg)
 
-    loss_options = {k: v for k, v in cfg.loss.items() if k not in ENGINE_LOSS_KEYS}
-    loss_fn = build_loss(cfg.method, **loss_options)
     loss_scale = float(cfg.loss.get("ce_weight", 1.0)) if cfg.loss.get("legacy_double_weight") else 1.0
     if getattr(loss_fn, "needs_teacher", False):
-        teacher = freeze(teacher.to(device)) if teacher is not None else load_teacher(cfg, n_classes, device)
+        teacher = freeze(teacher.to(device)) if teacher is not None else load_teacher(
+            cfg, n_classes, device, trust_pickle=trust_pickle)
     else:
         teacher = None
 
@@ -303,9 +484,12 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
 
     info = {"best_acc": -1.0, "best_epoch": 0, "last_acc": None, "elapsed": 0.0, "teacher_top1": None}
     start_epoch = 1
-    if state == "resume" and (run_dir / "last.pt").exists():
-        ckpt = torch.load(run_dir / "last.pt", map_location=device, weights_only=True)
+    if state == "resume":
+        ckpt = _read_last(run_dir, device)
         student.load_state_dict(ckpt["model"])
+        if not _finite_weights(student):
+            raise RunFileError(f"{str(run_dir / 'last.pt')!r} (epoch {ckpt['epoch']}) holds non-finite weights: "
+                               f"that run had diverged. {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         info.update({k: ckpt.get(k, v) for k, v in info.items()})
@@ -318,7 +502,9 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
     else:
         torch.manual_seed(cfg.train.seed + ctx.rank)  # per-rank augmentation streams (rank 0: the seed)
         if ctx.is_main:
-            cfg.save_yaml(run_dir / "config.yaml")
+            if state == "overwrite":
+                _clear_run_dir(run_dir, say)
+            _atomic_write_text(_config_text(cfg), run_dir / "config.yaml")
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         if teacher is not None:
             rng = rng_state()
@@ -330,50 +516,117 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, *, resume, quiet, teacher
     if cfg.train.compile and fast is None:
         teacher = torch.compile(teacher) if teacher is not None else None
     writer = MetricsWriter(run_dir, enabled=ctx.is_main, tensorboard=cfg.train.tensorboard)
-    for epoch in range(start_epoch, cfg.schedule.epochs + 1):
-        t0 = time.perf_counter()
-        lr = lr_at(epoch, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        _set_epoch(train_loader, epoch)
-        if fast is not None:
-            stats = fast.train_epoch(train_loader, epoch=epoch, lr=lr, show_progress=progress_on)
-        else:
-            stats = train_one_epoch(train_model, train_loader, loss_fn, optimizer, epoch=epoch, teacher=teacher,
-                                    device=device, amp=cfg.train.amp, scaler=scaler,
-                                    channels_last=cfg.train.channels_last, loss_scale=loss_scale,
-                                    log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
-        record = {"epoch": epoch, "lr": lr, **stats}
-        if epoch % cfg.train.eval_every == 0 or epoch == cfg.schedule.epochs:
-            broadcast_buffers(student, ctx)
-            val = evaluate(student, val_loader, **eval_kw)
-            record.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
-            info["last_acc"] = val["top1"]
-            if val["top1"] > info["best_acc"]:
-                info.update(best_acc=val["top1"], best_epoch=epoch)
-                if ctx.is_main:
-                    _atomic_save({"epoch": epoch, "model": student.state_dict(), "accuracy": val["top1"],
-                                  "best_acc": val["top1"]}, run_dir / "best.pt")
-        record["epoch_time"] = time.perf_counter() - t0
-        record["images_per_s"] = stats["train_images"] / max(stats["train_time"], 1e-9)
-        record["best_acc"] = info["best_acc"] if info["best_acc"] >= 0 else None
-        info["elapsed"] += record["epoch_time"]
-        writer.append(record)
-        rngs = _gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
-        if ctx.is_main:
-            _atomic_save({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info},
-                         run_dir / "last.pt")
-        barrier(ctx)
-        say(_epoch_line(record, cfg.schedule.epochs))
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-    writer.close()
+    try:
+        for epoch in range(start_epoch, cfg.schedule.epochs + 1):
+            t0 = time.perf_counter()
+            lr = lr_at(epoch, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            _set_epoch(train_loader, epoch)
+            if fast is not None:
+                stats = fast.train_epoch(train_loader, epoch=epoch, lr=lr, show_progress=progress_on)
+            else:
+                stats = train_one_epoch(train_model, train_loader, loss_fn, optimizer, epoch=epoch,
+                                        teacher=teacher, device=device, amp=cfg.train.amp, scaler=scaler,
+                                        channels_last=cfg.train.channels_last, loss_scale=loss_scale,
+                                        log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
+            problem = _divergence(stats, student)
+            if problem:
+                _mark_failed(cfg, run_dir, ctx, epoch, lr, stats, problem)
+            record = {"epoch": epoch, "lr": lr, **stats}
+            if epoch % cfg.train.eval_every == 0 or epoch == cfg.schedule.epochs:
+                broadcast_buffers(student, ctx)
+                val = evaluate(student, val_loader, **eval_kw)
+                record.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
+                info["last_acc"] = val["top1"]
+                if val["top1"] > info["best_acc"]:
+                    info.update(best_acc=val["top1"], best_epoch=epoch)
+                    if ctx.is_main:
+                        _atomic_save({"epoch": epoch, "model": student.state_dict(), "accuracy": val["top1"],
+                                      "best_acc": val["top1"]}, run_dir / "best.pt")
+            record["epoch_time"] = time.perf_counter() - t0
+            record["images_per_s"] = stats["train_images"] / max(stats["train_time"], 1e-9)
+            record["best_acc"] = info["best_acc"] if info["best_acc"] >= 0 else None
+            info["elapsed"] += record["epoch_time"]
+            writer.append(record)
+            rngs = _gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
+            if ctx.is_main:
+                _atomic_save({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
+                              "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info},
+                             run_dir / "last.pt")
+            barrier(ctx)
+            say(_epoch_line(record, cfg.schedule.epochs))
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+    finally:
+        writer.close()
     summary = _broadcast_obj(_summary(cfg, run_dir, info, ctx), ctx)  # rank 0's, on every rank
     if ctx.is_main:
         _atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
     barrier(ctx)
     return summary
+
+
+def _config_text(cfg: Config) -> str:
+    """The resolved config as config.yaml holds it."""
+    import yaml
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# divergence
+
+_NOT_LOSSES = ("train_top1", "train_images", "train_time")
+
+
+def _finite_weights(model: nn.Module) -> bool:
+    """True when every floating tensor of the model's state is finite (one host read)."""
+    tensors = [t.detach() for t in model.state_dict().values() if t.is_floating_point() and t.numel()]
+    if not tensors:
+        return True
+    return bool(torch.stack([t.abs().amax().float() for t in tensors]).isfinite().all())
+
+
+def _divergence(stats: dict, model: nn.Module) -> str | None:
+    """What is no longer finite after an epoch (the logged loss parts, else the weights), or None."""
+    bad = {k: v for k, v in stats.items() if k.startswith("train_") and k not in _NOT_LOSSES
+           and isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        return "the train loss is not finite (" + ", ".join(f"{k}={v}" for k, v in bad.items()) + ")"
+    if not _finite_weights(model):
+        return "the student's weights are no longer finite (inf or nan)"
+    return None
+
+
+def _likely_causes(cfg: Config) -> str:
+    """'optim.lr=1000000.0 too large; loss.temperature=...; loss weights ...' for the divergence message."""
+    causes = [f"optim.lr={cfg.optim.lr:g} too large"]
+    if "temperature" in cfg.loss:
+        causes.append(f"loss.temperature={cfg.loss['temperature']:g} too extreme")
+    weights = [f"loss.{k}={cfg.loss[k]:g}" for k in LOSS_WEIGHTS if isinstance(cfg.loss.get(k), (int, float))]
+    if weights:
+        causes.append(f"loss weights too large ({', '.join(weights)})")
+    return "; ".join(causes)
+
+
+def _mark_failed(cfg: Config, run_dir: Path, ctx: DistContext, epoch: int, lr: float, stats: dict,
+                 problem: str) -> None:
+    """Write failed.json (rank 0) and raise TrainingDivergedError; last.pt keeps the last finite epoch."""
+    kept = None
+    if (run_dir / "last.pt").exists():
+        kept = epoch - 1
+    kept_text = (f"last.pt keeps epoch {kept}, the last finite one" if kept is not None else
+                 "no checkpoint was kept: it diverged in its first epoch")
+    message = (f"training diverged at epoch {epoch}: {problem}. Likely cause: {_likely_causes(cfg)}. The run is "
+               f"marked failed in {run_dir / 'failed.json'} ({kept_text}); start again with --overwrite "
+               "(overwrite=True) and, e.g., a 10x smaller optim.lr.")
+    if ctx.is_main:
+        train = {k: (v if isinstance(v, float) and math.isfinite(v) else None) for k, v in stats.items()
+                 if k.startswith("train_") and k not in _NOT_LOSSES}
+        failed = {"status": "diverged", "epoch": epoch, "reason": problem, "lr": lr, "last_checkpoint_epoch": kept,
+                  "train": train, "message": message, "time": time.time()}
+        _atomic_write_text(json.dumps(failed, indent=2) + "\n", run_dir / "failed.json")
+    raise TrainingDivergedError(message)
 
 
 def _train_model(cfg: Config, ctx: DistContext, student, teacher, loss_fn, optimizer, loss_scale):

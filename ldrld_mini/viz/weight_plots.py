@@ -9,12 +9,14 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ldrld_mini.losses import pair_positions, pair_weights, pairwise_kl, top_k_decouple
+from ldrld_mini.losses import (
+    ldrld_loss, ldrld_terms_einops, pair_positions, pair_weights, pairwise_kl, top_k_decouple,
+)
 from ldrld_mini.losses.weights import DELTA, EPSILON, LAMBDA, adw, erd
 
 __all__ = [
     "pair_matrix", "plot_weight_heatmaps", "plot_erd_curves", "plot_adw_by_gap", "pair_contributions",
-    "plot_adw_playground", "plot_gradient_by_rank", "plot_rank_profiles",
+    "plot_adw_playground", "local_term_summary", "format_local_term", "plot_gradient_by_rank", "plot_rank_profiles",
 ]
 
 TOP_COLOR, REST_COLOR = "tab:red", "tab:blue"  # bars of the top-k classes and of the remaining ones
@@ -130,10 +132,36 @@ def pair_contributions(logits_student, logits_teacher, *, k: int = 7, temperatur
     return pair_weights(k, epsilon, delta, lam, dtype=torch.float64), pair_kl
 
 
+def local_term_summary(logits_student, logits_teacher, target=None, *, k: int = 7, temperature: float = 4.0,
+                       epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA, alpha: float = 10.5,
+                       beta: float = 7.0, rank_by: str = "student") -> dict[str, float]:
+    """The local term of (B, C) logits for these knobs, from `ldrld_mini.losses`: `local`, `rntk` and, with
+    `target` (B,), `ce`, `total` and `share` = α · local / total (α, β: the published 10.5 and 7)."""
+    zs, zt = torch.as_tensor(logits_student).double(), torch.as_tensor(logits_teacher).double()
+    knobs = dict(k=k, temperature=temperature, epsilon=epsilon, delta=delta, lam=lam, rank_by=rank_by)
+    if target is None:
+        local, rntk = ldrld_terms_einops(zs, zt, **knobs)
+        return {"local": local.item(), "rntk": rntk.item()}
+    parts = ldrld_loss(zs, zt, torch.as_tensor(target), alpha=alpha, beta=beta, **knobs)
+    return {"local": parts.ldrld.item(), "rntk": parts.rntk.item(), "ce": parts.ce.item(),
+            "total": parts.total.item(), "share": alpha * parts.ldrld.item() / parts.total.item(), "alpha": alpha}
+
+
+def format_local_term(summary: dict[str, float]) -> str:
+    """One line for `local_term_summary`'s result, e.g. 'local term 0.5379 · α = 10.5 → 5.648, 34.1 % of the total 16.55'."""
+    line = f"local term {summary['local']:.4f}"
+    if "total" in summary:
+        weighted = summary["alpha"] * summary["local"]
+        line += (f" · α = {summary['alpha']:g} → {weighted:.3f}, {100 * summary['share']:.1f} % of the total "
+                 f"loss {summary['total']:.3f}")
+    return line
+
+
 def plot_adw_playground(logits_student, logits_teacher, *, k: int = 7, temperature: float = 4.0,
                         epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
-                        rank_by: str = "student", panel_size: float = 3.7) -> Figure:
-    """Heat maps of the pair weights ADW, the batch-mean pair KLs and the loss contributions ADW · KL."""
+                        rank_by: str = "student", panel_size: float = 3.7, target=None) -> Figure:
+    """Heat maps of the pair weights ADW, the batch-mean pair KLs and the loss contributions ADW · KL, titled
+    with the local term these knobs give (and its share of the total loss when `target` (B,) is given)."""
     weights, pair_kl = pair_contributions(logits_student, logits_teacher, k=k, temperature=temperature,
                                           epsilon=epsilon, delta=delta, lam=lam, rank_by=rank_by)
     panels = {"ADW": (weights, "viridis"), "pair KL": (pair_kl, "cividis"),
@@ -143,8 +171,10 @@ def plot_adw_playground(logits_student, logits_teacher, *, k: int = 7, temperatu
         image = _draw_pair_heatmap(ax, values, title=f"{name} (sum {values.sum().item():.3f})", fmt="{:.2f}",
                                    cmap=cmap)
         fig.colorbar(image, ax=ax, shrink=0.8)
+    summary = local_term_summary(logits_student, logits_teacher, target, k=k, temperature=temperature,
+                                 epsilon=epsilon, delta=delta, lam=lam, rank_by=rank_by)
     fig.suptitle(f"k = {k}, ε = {epsilon:g}, δ = {delta:g}, λ = {lam:g}, T = {temperature:g}, "
-                 f"ranked by the {rank_by}")
+                 f"ranked by the {rank_by}\n{format_local_term(summary)}")
     return fig
 
 

@@ -9,9 +9,10 @@ from ldrld_mini.viz.weight_plots import plot_adw_playground
 __all__ = ["adw_playground"]
 
 
-def adw_playground(logits_student, logits_teacher, *, k: int = 7, temperature: float = 4.0,
+def adw_playground(logits_student, logits_teacher, target=None, *, k: int = 7, temperature: float = 4.0,
                    epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA, max_k: int = 10):
-    """Sliders for ε, δ, λ and k redrawing `plot_adw_playground` on (B, C) logits; `.result` is the last Figure."""
+    """Sliders for ε, δ, λ and k redrawing `plot_adw_playground` on (B, C) logits, titled with the local term
+    (and, given the labels `target` (B,), its share of the total loss); `.result` is the last Figure."""
     import ipywidgets as widgets  # optional: the `notebooks` extra
     from IPython.display import display
 
@@ -21,7 +22,7 @@ def adw_playground(logits_student, logits_teacher, *, k: int = 7, temperature: f
 
     def draw(k, epsilon, delta, lam):
         fig = plot_adw_playground(logits_student, logits_teacher, k=k, temperature=temperature,
-                                  epsilon=epsilon, delta=delta, lam=lam)
+                                  epsilon=epsilon, delta=delta, lam=lam, target=target)
         display(fig)  # into the widget's output area, whatever the matplotlib backend
         plt.close(fig)  # so that the notebook does not show it a second time below the cell
         return fig

@@ -1,0 +1,322 @@
+"""The files of a run folder, read and written safely (no torch here, so `results` stays light).
+
+One lock per folder (`fcntl.flock` on `<run_dir>/.lock`, held for a run's life, released on any exit, a
+dead holder's lock taken over); reads that name the damaged file, what is wrong and the fix; atomic writes
+whose disk errors (full, read-only) name the path and leave the previous file intact.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["RUN_FILES", "LOCK_NAME", "RunFileError", "RunLockedError", "RunWriteError", "RunLock",
+           "read_json", "read_yaml_dict", "read_jsonl", "atomic_write_bytes", "atomic_write_text",
+           "append_line", "write_error", "folder_state", "FolderState", "check_unlocked", "ensure_dir"]
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json", "failed.json")
+LOCK_NAME = ".lock"
+_REASONS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
+            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
+
+
+class RunFileError(ValueError):
+    """A run-folder file is damaged (truncated, not JSON/YAML, a folder, ...); the message names path and fix."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunWriteError(RuntimeError):
+    """A run-folder file could not be written (disk full, read-only, no permission)."""
+
+    def __init__(self, message: str, errno_: int | None = None):
+        super().__init__(message)
+        self.errno = errno_
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writing
+
+def write_error(path: Path, err: OSError) -> RunWriteError:
+    """A RunWriteError for `err` while writing `path`: the reason in words and what to do."""
+    reason = _REASONS.get(err.errno, err.strerror or str(err))
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free some space (or choose another --run-dir on a bigger disk), then continue with --resume"
+    else:
+        fix = "make the folder writable or choose another --run-dir"
+    return RunWriteError(f"cannot write {str(path)!r}: {reason}. {fix}; the files written before are intact.",
+                         err.errno)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _write_file(f, data: bytes | memoryview) -> None:
+    """Write, flush and fsync an open binary file (the one place where bytes reach the disk)."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def atomic_write_bytes(data: bytes | memoryview, path: Path) -> None:
+    """Write `data` to `path.tmp`, fsync, rename over `path`; on a disk error remove the .tmp (RunWriteError)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            _write_file(f, data)
+        os.replace(tmp, path)
+    except OSError as err:
+        _remove_quietly(tmp)
+        raise write_error(path, err) from err
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line; on a disk error cut the file back to where it was (no torn line), RunWriteError."""
+    path = Path(path)
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        with open(path, "ab") as f:
+            _write_file(f, (line.rstrip("\n") + "\n").encode("utf-8"))
+    except OSError as err:
+        try:
+            os.truncate(path, size)
+        except OSError:
+            pass
+        raise write_error(path, err) from err
+
+
+def ensure_dir(path: Path) -> None:
+    """`mkdir -p path`; a disk error becomes a RunWriteError naming the folder."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunFileError(f"run folder {str(path)!r} is a file, not a folder; choose another --run-dir.") from None
+    except OSError as err:
+        raise write_error(Path(path), err) from err
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading
+
+def _check_file(path: Path, fix: str) -> None:
+    """RunFileError when `path` is a folder (where a file belongs)."""
+    if path.is_dir():
+        raise RunFileError(f"{str(path)!r} is a folder, not a file; {fix}.")
+
+
+def _read_text(path: Path, fix: str) -> str:
+    _check_file(path, fix)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RunFileError(f"{str(path)!r} is not text (binary bytes, damaged); {fix}.") from None
+
+
+def read_json(path: Path, *, fix: str) -> dict:
+    """The JSON object in `path`; RunFileError (path, what is wrong, `fix`) if it is damaged."""
+    path = Path(path)
+    text = _read_text(path, fix)
+    if not text.strip():
+        raise RunFileError(f"{str(path)!r} is empty (a write cut short?); {fix}.")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFileError(f"{str(path)!r} is not valid JSON (truncated or damaged: {err.msg} at line "
+                           f"{err.lineno} column {err.colno}); {fix}.") from None
+    if not isinstance(value, dict):
+        raise RunFileError(f"{str(path)!r} holds a JSON {type(value).__name__}, not an object; {fix}.")
+    return value
+
+
+def read_yaml_dict(path: Path, *, fix: str) -> dict:
+    """The YAML mapping in `path`; RunFileError if it is not valid YAML or not a mapping."""
+    path = Path(path)
+    text = _read_text(path, fix)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise RunFileError(f"{str(path)!r} is not valid YAML{at} (truncated or damaged); {fix}.") from None
+    if not isinstance(value, dict):
+        kind = "empty" if value is None else f"a YAML {type(value).__name__}, not a mapping"
+        raise RunFileError(f"{str(path)!r} is {kind}; {fix}.")
+    return value
+
+
+def read_jsonl(path: Path, *, fix: str) -> list[dict]:
+    """The JSON objects of a `.jsonl` file; a torn last line (a run killed mid-write) is skipped, a damaged
+    line before it is a RunFileError naming the line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = [(i, line) for i, line in enumerate(_read_text(path, fix).splitlines(), 1) if line.strip()]
+    rows = []
+    for n, (number, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if n == len(lines) - 1:  # torn last line
+                break
+            raise RunFileError(f"{str(path)!r} line {number} is not valid JSON ({err.msg}); {fix}.") from None
+        if not isinstance(row, dict):
+            raise RunFileError(f"{str(path)!r} line {number} is not a JSON object; {fix}.")
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# what a folder holds
+
+class FolderState:
+    """What a run folder holds: `kind` is empty, fresh (only config.yaml), unfinished, finished or failed."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.present = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        history = [name for name in self.present if name != "config.yaml"]
+        if "failed.json" in self.present:
+            self.kind = "failed"
+        elif "summary.json" in self.present:
+            self.kind = "finished"
+        elif history:
+            self.kind = "unfinished"
+        else:
+            self.kind = "fresh" if self.present else "empty"
+
+    @property
+    def history(self) -> list[str]:
+        """The files a fresh start would lose (everything but config.yaml)."""
+        return [name for name in self.present if name != "config.yaml"]
+
+    def failure(self) -> str:
+        """One phrase about a failed run, from its failed.json ('' when unreadable)."""
+        try:
+            info = read_json(self.run_dir / "failed.json", fix="")
+        except (RunFileError, OSError):
+            return ""
+        return f"{info.get('status', 'failed')} at epoch {info.get('epoch', '?')}"
+
+    def describe(self) -> str:
+        """'a finished run', 'an unfinished run', 'a failed run (diverged at epoch 3)'."""
+        if self.kind == "failed":
+            what = self.failure()
+            return f"a failed run ({what})" if what else "a failed run"
+        return {"finished": "a finished run", "unfinished": "an unfinished run"}.get(self.kind, "no run")
+
+
+def folder_state(run_dir: Path) -> FolderState:
+    """The FolderState of `run_dir`."""
+    return FolderState(run_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the lock
+
+def _holder_text(info: dict) -> str:
+    """'pid 123 on host h (since 2024-01-01 10:00:00: ldrld-mini train ...)'."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["started"])) if "started" in info else "?"
+    command = f": {info['command']}" if info.get("command") else ""
+    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')} (since {since}{command})"
+
+
+class RunLock:
+    """An exclusive `fcntl.flock` on `<run_dir>/.lock`; `acquire()` raises RunLockedError naming the holder.
+
+    The kernel drops the lock when its process ends (even killed), so a dead holder's lock is simply taken
+    over; the file stays (deleting lock files races) and holds the live holder's pid, host and command.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        """Take the lock (non-blocking) and write this process's pid/host into the lock file."""
+        import fcntl
+
+        if self.fd is not None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise write_error(self.path, err) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise RunLockedError(
+                f"run folder {str(self.path.parent)!r} is in use by another run: {_holder_text(holder)}. Wait for "
+                "it to finish (or stop it), or choose another --run-dir.") from None
+        except OSError as err:  # a file system without locks (some network mounts): go on unlocked
+            import warnings
+            warnings.warn(f"cannot lock {str(self.path)!r} ({err.strerror}); a second run writing this folder "
+                          "at the same time would not be refused.", stacklevel=2)
+        self.fd = fd
+        self._write_holder()
+        return self
+
+    def _write_holder(self) -> None:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:300]}
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError:
+            pass  # the lock holds even when its note cannot be written (e.g. disk full)
+
+    def release(self) -> None:
+        """Empty the lock file's note and drop the lock (idempotent)."""
+        if self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+        except OSError:
+            pass
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> dict:
+    """The JSON note of the lock's holder ({} if none or unreadable)."""
+    try:
+        text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        info = json.loads(text) if text.strip() else {}
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def check_unlocked(run_dir: Path) -> None:
+    """RunLockedError when a live process holds `run_dir`'s lock (nothing is created when there is none)."""
+    path = Path(run_dir) / LOCK_NAME
+    if path.is_file():
+        RunLock(Path(run_dir)).acquire().release()
+
