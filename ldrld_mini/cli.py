@@ -311,8 +311,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     text = format_results(args.runs_dir)
     print(text, end="")
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+        from ldrld_mini.runfolder import atomic_write_text, ensure_dir
+        ensure_dir(Path(args.output).parent)
+        atomic_write_text(text, Path(args.output))  # a full or read-only disk: exit 2 naming the file
         print(f"\nwritten to {args.output}")
     if args.plot:
         _save_curves_plot(args.runs_dir, Path(args.plot))

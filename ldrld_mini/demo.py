@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DemoSettings", "DEMO", "QUICK", "METHODS", "run_demo", "demo_configs", "summarise",
-           "format_demo_table", "read_curve"]
+           "format_demo_table", "read_curve", "load_trained", "val_logits", "relations", "confusion",
+           "plot_seed_curves"]
 
 METHODS = ("vanilla", "kd", "dkd", "ldrld")
 
@@ -39,6 +40,7 @@ class DemoSettings:
     lr: float
     warmup_epochs: int = 2  # students only: linear lr warm-up, and DKD's loss warm-up (the teacher needs none)
     seeds: tuple[int, ...] = (0, 1, 2)
+    shared_teacher: bool = False  # True: one teacher (the first seed's) for the students of every seed
 
     def milestones(self, epochs: int) -> list[int]:
         """The CRD shape squeezed into `epochs`: ×0.1 once, in the last quarter (none for < 4 epochs)."""
@@ -252,10 +254,12 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads:
           f"{s.student_epochs} epochs, seeds {list(s.seeds)}, {rounding_path()}", flush=True)
     rows = []
     for seed in s.seeds:
-        teacher_dir = out_dir / f"seed{seed}" / "teacher"
+        teacher_seed = s.seeds[0] if s.shared_teacher else seed
+        teacher_dir = out_dir / f"seed{teacher_seed}" / "teacher"
         configs = demo_configs(s, seed, teacher_dir, cache_dir=out_dir / "data")
-        rows.append(_run_one("teacher", configs["teacher"], teacher_dir, seed=seed, model=s.teacher,
-                             cached_ok=not retrain_teacher, quiet=quiet))
+        if teacher_seed == seed:
+            rows.append(_run_one("teacher", configs["teacher"], teacher_dir, seed=seed, model=s.teacher,
+                                 cached_ok=not retrain_teacher, quiet=quiet))
         rows += [_run_one(m, configs[m], out_dir / f"seed{seed}" / m, seed=seed, model=s.student, cached_ok=False,
                           quiet=quiet) for m in METHODS if m in methods]
     summary = summarise(rows)
@@ -278,8 +282,90 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads:
 def _report(s: DemoSettings, configs: dict, table: str, total: float, rounding: str) -> str:
     """The text of `results.md`: what ran, the table, the loss options of each method."""
     losses = "; ".join(f"{m} {configs[m].loss}" for m in METHODS if configs[m].loss)
+    teachers = "one teacher, the first seed's, for every seed" if s.shared_teacher else "each trains its own teacher"
     return (f"# ldrld-mini demo\n\n{s.num_classes} classes of the built-in synthetic data (generator v3, "
             f"{s.image_size}x{s.image_size}), {s.train_per_class} train / {s.val_per_class} val images per class; "
-            f"seeds {list(s.seeds)} (each trains its own teacher); {rounding}; total {total:.0f} s.\n\n"
+            f"seeds {list(s.seeds)} ({teachers}); {rounding}; total {total:.0f} s.\n\n"
             f"Mean ± std over the seeds; a gain is a student's top-1 minus the vanilla student's of the same "
             f"seed.\n\n{table}\n\nSettings: {dataclasses.asdict(s)}\n\nLoss options (synthetic recipe): {losses}\n")
+
+
+# ---------------------------------------------------------------- what the students learned (notebook 09)
+def load_trained(run_dir: str | Path):
+    """The model of a finished run folder, built from its config.yaml, weights of best.pt, in eval mode."""
+    from ldrld_mini.models import build_model, load_checkpoint
+    from ldrld_mini.recipes import Config
+
+    run_dir = Path(run_dir)
+    cfg = Config.load_yaml(run_dir / "config.yaml")
+    model = build_model(cfg.model.student, num_classes=cfg.data.options["num_classes"], dataset=cfg.dataset)
+    load_checkpoint(model, run_dir / "best.pt")
+    return model.eval()
+
+
+def val_logits(model, settings: DemoSettings = DEMO):
+    """(logits float32 (N, C), labels int64 (N,)) of `model` on the experiment's val images."""
+    import torch
+
+    from ldrld_mini.data import build_loaders
+
+    s = settings
+    _, val = build_loaders("synthetic", batch_size=s.batch_size, val_batch_size=512, gpu_resident=True,
+                           num_classes=s.num_classes, train_per_class=s.train_per_class,
+                           val_per_class=s.val_per_class, image_size=s.image_size)
+    model.eval()
+    with torch.no_grad():
+        pairs = [(model(x), y) for x, y in val]
+    return torch.cat([p for p, _ in pairs]), torch.cat([y for _, y in pairs])
+
+
+def relations(logits, labels, teacher_logits, superclass_of, *, temperature: float = 4.0) -> dict:
+    """How a model's predictions relate to the classes and to the teacher (all in %, KL in nats).
+
+    top1; errors_in_superclass: share of its errors that stay inside the true superclass; agreement:
+    top-1 equal to the teacher's; kl_to_teacher: mean KL(teacher ‖ model) of the softmaxes at `temperature`.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    pred, pred_t = logits.argmax(1), teacher_logits.argmax(1)
+    wrong = pred != labels
+    inside = (superclass_of[pred] == superclass_of[labels]) & wrong
+    kl = F.kl_div(F.log_softmax(logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1),
+                  log_target=True, reduction="batchmean")
+    return {"top1": 100.0 * float((~wrong).double().mean()),
+            "errors_in_superclass": 100.0 * float(inside.sum()) / max(int(wrong.sum()), 1),
+            "agreement": 100.0 * float((pred == pred_t).double().mean()), "kl_to_teacher": float(kl)}
+
+
+def confusion(logits, labels, num_classes: int):
+    """float (C, C) confusion matrix, rows = true class, normalised to sum 1 per row."""
+    import torch
+
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    counts.index_put_((labels, logits.argmax(1)), torch.ones(len(labels), dtype=torch.float64), accumulate=True)
+    return counts / counts.sum(1, keepdim=True).clamp_min(1)
+
+
+def plot_seed_curves(rows: list[dict], *, methods=("teacher", *METHODS), title: str = "val top-1 per seed"):
+    """One panel per seed: val top-1 per epoch of each method (teacher dashed); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from ldrld_mini.viz.plots import METHOD_COLORS
+
+    seeds = sorted({r["seed"] for r in rows})
+    fig, axes = plt.subplots(1, len(seeds), figsize=(3.2 * len(seeds), 3.0), sharey=True, squeeze=False)
+    for ax, seed in zip(axes[0], seeds):
+        for r in rows:
+            if r["seed"] == seed and r["method"] in methods:
+                epochs, values = r["curve"]
+                ax.plot(epochs, values, "--" if r["method"] == "teacher" else "-", label=r["method"],
+                        color=METHOD_COLORS.get(r["method"]), linewidth=1.4)
+        ax.set_title(f"seed {seed}", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("val top-1 (%)")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

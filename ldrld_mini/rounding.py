@@ -6,6 +6,7 @@ depend on that, so CI runs them twice (README, "Tests"):
 
     LDRLD_ONEDNN=0     torch.backends.mkldnn.enabled = False (other convolution kernels)
     LDRLD_THREADS=N    N torch threads wherever the code asks for a fixed count (other reduction order)
+    LDRLD_THREADS=other  the other of 1 and 2: code asking for 1 thread gets 2, code asking for 2 gets 1
 
 `apply_environment()` runs when `ldrld_mini` is imported (only if a variable is set, so a plain import
 stays cheap); `set_threads(n)` is what notebooks and the demo call instead of `torch.set_num_threads(n)`.
@@ -20,13 +21,16 @@ _ONEDNN = "LDRLD_ONEDNN"
 _THREADS = "LDRLD_THREADS"
 
 
-def _threads_override() -> int | None:
-    """The thread count LDRLD_THREADS asks for, or None when it is unset; a clear error when it is not a count."""
+def _threads_override(asked: int | None = None) -> int | None:
+    """The thread count LDRLD_THREADS gives code that asks for `asked`, or None when it is unset."""
     raw = os.environ.get(_THREADS, "").strip()
     if not raw:
         return None
+    if raw == "other":
+        return None if asked is None else (2 if asked == 1 else 1)
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{_THREADS}={raw!r} must be a positive integer, e.g. {_THREADS}=2 (or unset it)")
+        raise ValueError(f"{_THREADS}={raw!r} must be a positive integer or 'other', e.g. {_THREADS}=2 "
+                         f"(or unset it)")
     return int(raw)
 
 
@@ -55,7 +59,7 @@ def set_threads(n: int) -> int:
     """`torch.set_num_threads(n)`, unless LDRLD_THREADS overrides it; returns the count in use."""
     import torch
 
-    override = _threads_override()
+    override = _threads_override(int(n))
     torch.set_num_threads(override if override is not None else int(n))
     return torch.get_num_threads()
 

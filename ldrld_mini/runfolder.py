@@ -13,7 +13,6 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -51,11 +50,11 @@ def write_error(path: Path, err: OSError) -> RunWriteError:
     """A RunWriteError for `err` while writing `path`: the reason in words and what to do."""
     reason = _REASONS.get(err.errno, err.strerror or str(err))
     if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        fix = "free some space (or choose another --run-dir on a bigger disk), then continue with --resume"
+        fix = "Free some space (or choose another --run-dir on a bigger disk), then continue with --resume"
     else:
-        fix = "make the folder writable or choose another --run-dir"
-    return RunWriteError(f"cannot write {str(path)!r}: {reason}. {fix}; the files written before are intact.",
-                         err.errno)
+        fix = "Make the folder writable or choose another --run-dir"
+    return RunWriteError(f"cannot write {str(path)!r}: {reason}. {fix}; the files already there are left as "
+                         "they were.", err.errno)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -233,6 +232,10 @@ def folder_state(run_dir: Path) -> FolderState:
 # ----------------------------------------------------------------------------------------------------------
 # the lock
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _holder_text(info: dict) -> str:
     """'pid 123 on host h (since 2024-01-01 10:00:00: ldrld-mini train ...)'."""
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["started"])) if "started" in info else "?"
@@ -279,7 +282,7 @@ class RunLock:
 
     def _write_holder(self) -> None:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:300]}
+                "command": _shorten(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), 160)}
         try:
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, (json.dumps(info) + "\n").encode(), 0)

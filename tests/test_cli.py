@@ -1,6 +1,5 @@
 """The `ldrld-mini` command line: help, user errors (exit 2, no traceback), results, reproduce, teachers,
 prepare-data, eval, and the demo end to end (quick sizes)."""
-import dataclasses
 import re
 import statistics
 import subprocess
@@ -11,7 +10,6 @@ import pytest
 import yaml
 
 from ldrld_mini.cli import default_run_dir, main, reproduce_plan
-from ldrld_mini.demo import DEMO, QUICK, _cached, demo_configs, run_demo
 from ldrld_mini.recipes import list_pairs
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -224,33 +222,4 @@ def test_eval_wrong_model_for_checkpoint_exits_2(capsys, tmp_path):
     assert code == 2 and "Traceback" not in err and "ckpt.pth" in err
 
 
-def test_demo_quick_end_to_end(capsys, tmp_path):
-    code, out, err = run_main(capsys, "demo", "--quick", "--quiet", "--threads", "1", "--out", str(tmp_path / "demo"),
-                              "--seed", "3")
-    assert code == 0, err
-    results = (tmp_path / "demo" / "results.md").read_text()
-    assert "one seed (3)" in results and "'seed': 3" in results
-    for method in ("teacher", "vanilla", "kd", "dkd", "ldrld"):
-        assert f"| {method} |" in results and f"| {method} |" in out
-    assert (tmp_path / "demo" / "curves.png").stat().st_size > 1000
-    assert (tmp_path / "demo" / "teacher" / "best.pt").exists()
-    configs = demo_configs(dataclasses.replace(QUICK, seed=3), tmp_path / "demo" / "teacher",
-                           cache_dir=tmp_path / "demo" / "data")
-    assert _cached(configs["teacher"], tmp_path / "demo" / "teacher")  # a second demo reuses the teacher
-    assert not _cached(configs["vanilla"], tmp_path / "demo" / "teacher")
-
-
-def test_demo_bad_seed_names_the_argument():
-    with pytest.raises(ValueError, match="seed=-1"):
-        run_demo(seed=-1, quick=True, threads=None)
-
-
-def test_demo_students_warm_up_and_teacher_does_not(tmp_path):
-    configs = demo_configs(DEMO, tmp_path / "teacher")
-    assert configs["teacher"].schedule.warmup_epochs == 0
-    for method in ("vanilla", "kd", "dkd", "ldrld"):  # the same budget, schedule and seed for every student
-        cfg = configs[method]
-        assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.optim.lr, cfg.train.seed) == (
-            DEMO.student_epochs, DEMO.warmup_epochs, DEMO.lr, DEMO.seed)
-    assert configs["dkd"].loss["warmup"] == DEMO.warmup_epochs
-    assert (configs["ldrld"].loss["alpha"], configs["ldrld"].loss["beta"]) == (10.5, 7.0)  # the paper's values
+# the demo's tests: tests/test_demo.py

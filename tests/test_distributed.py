@@ -19,6 +19,7 @@ from torch import nn
 
 from ldrld_mini.models import build_model
 from ldrld_mini.recipes import load_config
+from ldrld_mini.rounding import set_threads
 from ldrld_mini.train import fit
 from ldrld_mini.train.distributed import DistContext
 from ldrld_mini.train.loop import evaluate
@@ -64,7 +65,7 @@ def _worker(rank, world, port, out_dir):
     """One rank: join the group (fit reuses it), run the BatchNorm-free and the resnet8 student, save both."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    set_threads(1)  # LDRLD_THREADS overrides (ldrld_mini.rounding)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     cfg = load_config("synthetic", teacher="resnet8", student="resnet8", method="ldrld", overrides=OVERRIDES)
     for kind in KINDS:
@@ -103,7 +104,7 @@ def _one_thread():
     """Batch-16 steps of tiny nets gain nothing from intra-op threads; one thread also keeps the timings
     steady when the CPU is shared (OpenMP spin-waits under contention cost many times the work)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads(1)  # LDRLD_THREADS overrides (ldrld_mini.rounding)
     yield
     torch.set_num_threads(before)
 
@@ -131,7 +132,7 @@ def test_ddp_matches_single_process_of_the_same_total_batch(ddp_out, tmp_path):
 
 def test_ddp_with_batchnorm_keeps_ranks_in_sync(ddp_out):
     ranks = _ranks(ddp_out, "resnet8")
-    names = sorted(p.name for p in (ddp_out / "resnet8").iterdir())
+    names = sorted(p.name for p in (ddp_out / "resnet8").iterdir() if not p.name.startswith("."))  # not .lock
     assert names == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "metrics.jsonl", "summary.json"]
     model = build_model("resnet8", num_classes=10)
     params = dict(model.named_parameters())

@@ -21,6 +21,7 @@ from torch import nn
 from ldrld_mini.losses import build_loss
 from ldrld_mini.models import evaluate as models_evaluate
 from ldrld_mini.recipes import load_config
+from ldrld_mini.rounding import set_threads
 from ldrld_mini.train import fit
 from ldrld_mini.train import loop as loop_module
 from ldrld_mini.train import trainer as trainer_module
@@ -34,7 +35,7 @@ TINY = ["data.options.num_classes=10", "data.options.train_per_class=2", "data.o
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads(1)  # LDRLD_THREADS overrides (ldrld_mini.rounding)
     yield
     torch.set_num_threads(before)
 

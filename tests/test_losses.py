@@ -284,3 +284,41 @@ def test_bad_dtype_and_targets():
         ldrld_loss(student, teacher, torch.zeros(4, dtype=torch.long), rank_by="label")
     with pytest.raises(ValueError, match="temperature must be > 0"):
         dkd_loss(student, teacher, torch.zeros(4, dtype=torch.long), temperature=0)
+
+
+# -- the fused fast node: every output's gradient, the CE-free and large-k paths ------------------------------
+
+@pytest.mark.parametrize("ce_weight", [1.0, 0.5, 0.0])
+def test_fast_parts_each_have_the_einops_gradient(ce_weight):
+    student, teacher = make_logits(5, 30, 3.0, seed=21)
+    target = torch.randint(0, 30, (5,), generator=torch.Generator().manual_seed(1))
+    options = dict(k=6, alpha=2.5, beta=1.5, ce_weight=ce_weight)
+    fast, readable = ldrld_loss(student, teacher, target, **options), ldrld_loss(student, teacher, target,
+                                                                                   impl="einops", **options)
+    combos = {"total": lambda p: p.total, "ce": lambda p: p.ce, "ldrld": lambda p: p.ldrld, "rntk": lambda p: p.rntk,
+              "mix": lambda p: 2 * p.total - 3 * p.ce + 0.5 * p.ldrld + p.rntk}
+    for name, pick in combos.items():
+        a, = torch.autograd.grad(pick(fast), student, retain_graph=True)
+        b, = torch.autograd.grad(pick(readable), student, retain_graph=True)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
+    for a, b in zip(fast, readable):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_fast_without_gradient_gives_the_same_values():
+    student, teacher = make_logits(4, 40, 3.0, seed=22)
+    target = torch.arange(4)
+    with torch.no_grad():
+        cold = ldrld_loss(student, teacher, target)
+    warm = ldrld_loss(student, teacher, target)
+    assert all(not p.requires_grad for p in cold)
+    for a, b in zip(cold, warm):
+        assert torch.equal(a, b.detach())
+
+
+def test_fast_falls_back_above_the_pair_matrix_limit():
+    from ldrld_mini.losses.ldrld import PAIR_MATRIX_MAX_K
+
+    k = PAIR_MATRIX_MAX_K + 1
+    student, teacher = make_logits(1, k + 2, 2.0, seed=23)
+    assert_all_equal(student, teacher, k=k)

@@ -72,8 +72,16 @@ def test_imagenet_and_tiny_recipes():
 
 
 def test_synthetic_is_a_small_cpu_budget():
+    from ldrld_mini.demo import DEMO
+
     cfg = load_config("synthetic")
-    assert cfg.schedule.epochs <= 10 and cfg.data.options["num_classes"] % 5 == 0
+    assert cfg.schedule.epochs <= 30 and cfg.data.options["num_classes"] % 5 == 0
+    assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.data.batch_size, cfg.optim.lr) == (
+        DEMO.student_epochs, DEMO.warmup_epochs, DEMO.batch_size, DEMO.lr)  # the recipe says what the demo runs
+    assert {k: cfg.data.options[k] for k in ("num_classes", "train_per_class", "val_per_class", "image_size")} == {
+        "num_classes": DEMO.num_classes, "train_per_class": DEMO.train_per_class,
+        "val_per_class": DEMO.val_per_class, "image_size": DEMO.image_size}
+    assert list(cfg.schedule.milestones) == DEMO.milestones(DEMO.student_epochs)
     assert cfg.schedule.warmup_epochs < cfg.schedule.epochs
     assert load_config("synthetic", method="vanilla", student="resnet20").model.teacher is None
 

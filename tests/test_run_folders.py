@@ -387,7 +387,8 @@ def test_tiny_imagenet_annotation_without_tabs(capsys, tmp_path):
     code, out, _ = cli(capsys, "prepare-data", "tiny_imagenet", "--root", tmp_path / "data")
     assert code == 1 and "val_annotations.txt line 1" in out and "tab-separated" in out
     code, _, err = cli(capsys, "train", "--recipe", "tiny_imagenet", "--model", "resnet8", "--run-dir",
-                       tmp_path / "run", "--data-root", tmp_path / "data", "--device", "cpu", "data.options.strict=false")
+                       tmp_path / "run", "--data-root", tmp_path / "data", "--device", "cpu",
+                       "data.options.strict=false")
     assert_clean_error(code, err, "val_annotations.txt line 1")
 
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from ldrld_mini.models import build_model
+from ldrld_mini.rounding import set_threads
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "crd_zoo.json").read_text())["models"]
 ZOO = list(GOLDEN)
@@ -28,6 +29,15 @@ ZOO = list(GOLDEN)
 def golden_input() -> torch.Tensor:
     """The fixture's input: (2, 3, 32, 32) float64 from its own generator."""
     return torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Batch-2 forwards gain little from threads on a shared CPU; LDRLD_THREADS overrides the count."""
+    before = torch.get_num_threads()
+    set_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @functools.cache

@@ -75,7 +75,7 @@ def _imagenet(root: Path, download: bool, train_aug: bool, *, strict: bool = Tru
 
 
 def _synthetic(root: Path, download: bool, train_aug: bool, *, num_classes: int = 100, train_per_class: int = 100,
-               val_per_class: int = 20, seed: int = 0, cache_dir: str | Path | None = None, noise: float = 0.15,
+               val_per_class: int = 20, seed: int = 0, cache_dir: str | Path | None = None, noise: float = 0.1,
                image_size: int = 32):
     """The generated dataset (see synthetic.py); nothing is read or written unless cache_dir is given."""
     names = synthetic.class_names(num_classes)

@@ -60,7 +60,7 @@ def read_cifar_pickle(path: Path) -> dict:
     except pickle.UnpicklingError as err:
         if "is not allowed" in str(err):
             raise CIFARFileError(f"{str(path)!r} is not a CIFAR-100 file: it pickles a Python object the format "
-                                 f"never holds ({err}); it was not loaded, as it could run code. {fix}") from None
+                                 f"never holds ({err}), and was not loaded, as it could run code; {fix}") from None
         raise CIFARFileError(f"{str(path)!r} cannot be read as a CIFAR-100 pickle (damaged: {err}); {fix}") from None
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as err:
         raise CIFARFileError(f"{str(path)!r} cannot be read as a CIFAR-100 pickle (truncated or damaged: "

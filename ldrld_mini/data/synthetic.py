@@ -142,7 +142,7 @@ def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, num_clas
     cx, cy = (p[:, 0] - 0.5) * 0.4, (p[:, 1] - 0.5) * 0.4  # centre shift up to a tenth of the width
     x = (coords[None, None, :] - cx[:, None, None]).expand(-1, size, -1)  # (n, H, W)
     y = (coords[None, :, None] - cy[:, None, None]).expand(-1, -1, size)  # (n, H, W)
-    radius = (0.45 + 0.3 * p[:, 2])[:, None, None]  # (n, 1, 1)
+    radius = (0.55 + 0.25 * p[:, 2])[:, None, None]  # (n, 1, 1)
     family = torch.tensor(FAMILY_OF_SUPERCLASS)[sup % len(SHAPES)]  # (n,)
     inside = torch.sigmoid(-_shape_distance(family, x, y, radius) * size / 1.5)  # (n, H, W) soft mask
 
@@ -154,14 +154,14 @@ def _render(labels: torch.Tensor, p: torch.Tensor, noise: torch.Tensor, num_clas
     hue = (_member_hues(num_classes)[labels] + HUE_JITTER * _normal(p[:, 8:11])) % 1.0  # (n,)
     fg = _hsv_to_rgb(hue, 0.75 + 0.25 * p[:, 11], 0.65 + 0.3 * p[:, 12])  # (n, 3)
     bg = (0.1 + 0.35 * p[:, 13])[:, None] + 0.1 * (p[:, 14:17] - 0.5)  # (n, 3) dark grey, tinted
-    lift = (0.15 + 0.25 * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) towards white
+    lift = (0.05 + 0.1 * p[:, 17])[:, None, None, None] * stripes[..., None]  # (n, H, W, 1) faint, towards white
     shape_rgb = fg[:, None, None, :] * (1 - lift) + lift  # (n, H, W, 3) light stripes on the shape colour
     img = inside[..., None] * shape_rgb + (1 - inside[..., None]) * bg[:, None, None, :]
     return img + noise
 
 
 def generate_synthetic(num_classes: int = 100, per_class: int = 100, *, seed: int = 0, split: str = "train",
-                       image_size: int = 32, noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+                       image_size: int = 32, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, H, W, 3) and labels int64 (N,), N = num_classes * per_class, sorted by class.
 
     Deterministic: the same arguments give the same bytes on any machine (a CPU torch.Generator, float64

@@ -11,6 +11,7 @@ from .ldrld import (
     LossParts,
     group_kl,
     ldrld_loss,
+    ldrld_parts_fast,
     ldrld_terms_einops,
     ldrld_terms_fast,
     llki_weight,
@@ -60,7 +61,7 @@ def list_losses() -> list[str]:
 __all__ = [
     "CELoss", "CEParts", "DKDLoss", "DKDParts", "KDLoss", "KDParts", "LDRLDLoss", "LOSSES", "LossParts",
     "adw", "adw_matrix", "build_loss", "ce_loss", "dkd_loss", "erd", "group_kl", "irw", "kd_divergence",
-    "kd_loss", "ldrld_loss", "ldrld_terms_einops", "ldrld_terms_fast", "list_losses", "llki_weight",
+    "kd_loss", "ldrld_loss", "ldrld_parts_fast", "ldrld_terms_einops", "ldrld_terms_fast", "list_losses", "llki_weight",
     "local_reduction", "pair_positions", "pair_weights", "pairwise_kl", "remaining_non_target_kl",
     "target_non_target_kl", "top_k_decouple",
 ]

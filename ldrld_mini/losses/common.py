@@ -87,8 +87,9 @@ def check_target(target: Tensor, logits: Tensor, *, sync: bool = False) -> None:
     classes = logits.shape[1]
     if target.device.type == "cpu" or sync:
         labels = np.from_dlpack(target) if target.device.type == "cpu" else target.cpu().numpy()
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= classes:
+        # one pass: as unsigned integers, negative labels are huge
+        if int(labels.view(np.uint64 if labels.itemsize == 8 else np.uint32).max()) >= classes:
+            low, high = int(labels.min()), int(labels.max())
             raise ValueError(_label_message(f"labels in [{low}, {high}]", classes))
     else:  # a device-side assertion: nothing is read back, a bad label fails the step asynchronously
         torch._assert_async(target.ge(0).logical_and_(target.lt(classes)).all(),

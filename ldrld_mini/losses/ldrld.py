@@ -6,8 +6,12 @@ the top-k is taken on the **student's** logits (ties as `torch.topk`); the teach
 
 Two implementations compute the same function:
 - `impl="einops"`: readable, every piece a differentiable tensor expression (autograd does the backward);
-- `impl="fast"` (default): one custom autograd function whose backward is the analytic gradient.
-`reference.py` holds the slow, literal loops both are tested against.
+- `impl="fast"` (default): one custom autograd node for CE, both terms and the total, whose backward is the
+  analytic gradient (`ldrld_parts_fast` is that node without the input checks, for the fast training path).
+`reference.py` holds the slow, literal loops both are tested against; `tests/test_golden_losses.py` holds
+values computed by running the authors' public code.
+Neither implementation reads a value back to the host (no `.item()`, no data-dependent shape), so a GPU
+step never waits on them; see `common.check_logits` for how the inputs are checked without one.
 """
 from __future__ import annotations
 
@@ -173,10 +177,12 @@ class _Plan(NamedTuple):
 
     diff: Tensor  # (k, P): column p is e_a - e_b of pair p = (a, b); top @ diff = all pair differences
     pair_value: Tensor  # (2, 1, P): +-w_p T^2 / (B groups): BCE(student) - BCE(teacher), ADW-weighted
-    pair_grad: Tensor  # (P, k): diag(w_p T / (B groups)) @ diff.T, pair gradients -> top-k gradients
-    pair_grad_alpha: Tensor  # (P, k): alpha * pair_grad (the gradient of `total`)
+    pair_grad: Tensor  # (2, P, k): +-diag(w_p T / (B groups)) @ diff.T: sigma(d) of both models -> top-k
+    whole_grad: Tensor  # (2, 1, 1): +-w_whole T / (B groups): softmax of both models -> top-k
+    total_pair_grad: Tensor  # alpha / total_factor * pair_grad (the gradient of `total`)
+    total_whole_grad: Tensor  # alpha / total_factor * whole_grad
     whole_value: float  # w_whole T^2 / (B groups)
-    whole_grad: float  # w_whole T / (B groups)
+    total_factor: float  # ce_weight / B (1 without CE): d total / dz = total_factor * (CE part + ...)
     temperature: float
     rest_scale: float  # T^2 / B
     rest_grad: float  # T / B
@@ -208,12 +214,17 @@ def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remain
     weights = pair_weights(k, epsilon, delta, lam, dtype=torch.float64) * per_group  # (P,)
     whole = llki_weight(k, epsilon, delta, lam) * per_group
     pair_grad = (weights * t)[:, None] * diff.T  # (P, k)
+    pair_grad = torch.stack([pair_grad, -pair_grad])  # (2, P, k): student +, teacher -
+    whole_grad = torch.tensor([whole * t, -whole * t], dtype=torch.float64).view(2, 1, 1)
     signed = torch.stack([weights, -weights])[:, None, :] * (t * t)  # (2, 1, P)
     rest_mode = "mask" if k < classes else ("all" if remaining_at_full_k == "full_kd" else "zero")
     on = dict(dtype=dtype, device=device)
-    plan = _Plan(diff.to(**on), signed.to(**on), pair_grad.to(**on), (pair_grad * float(alpha)).to(**on),
-                 whole * t * t, whole * t, t, t * t / batch, t / batch, 1.0 / batch, rest_mode, classes,
-                 float(ce_weight), float(alpha), float(beta))
+    factor = float(ce_weight) / batch if ce_weight != 0 else 1.0
+    to_total = float(alpha) / factor
+    plan = _Plan(diff.to(**on), signed.to(**on), pair_grad.to(**on), whole_grad.to(**on),
+                 (pair_grad * to_total).to(**on), (whole_grad * to_total).to(**on), whole * t * t, factor, t,
+                 t * t / batch, t / batch, 1.0 / batch, rest_mode, classes, float(ce_weight), float(alpha),
+                 float(beta))
     if len(_PLANS) >= 256:
         _PLANS.clear()
     _PLANS[key] = plan
@@ -224,18 +235,20 @@ class _LDRLDFused(torch.autograd.Function):
     """`(total, ce, ldrld, rntk)` of LDRLD in one node; `target=None` gives `(None, None, ldrld, rntk)`."""
 
     @staticmethod
-    def forward(ctx, logits_student, logits_teacher, target, ranking, k, plan, need_grad):
+    def forward(ctx, logits_student, logits_teacher, target, rank_by_teacher, k, plan, need_grad):
         ctx.set_materialize_grads(False)
+        ranking = logits_teacher if rank_by_teacher else logits_student
         index = torch.topk(ranking, k, dim=1).indices  # (B, k), descending rank
         u = logits_student / plan.temperature  # (B, C)
         v = logits_teacher / plan.temperature  # (B, C)
         top = torch.stack((u.gather(1, index), v.gather(1, index)))  # (2, B, k): student, teacher
         # the pairs: d = z_a - z_b of every pair a < b; binary KL = CE(p_t, sigma(d_s)) - CE(p_t, sigma(d_t))
         d = top @ plan.diff  # (2, B, P)
-        p_t = torch.sigmoid(d[1])  # (B, P)
-        pairs = F.binary_cross_entropy_with_logits(d, p_t.expand_as(d), weight=plan.pair_value, reduction="sum")
+        sigma = torch.sigmoid(d)  # (2, B, P): p_t is sigma[1]; sigma[0] serves the gradient
+        pairs = F.binary_cross_entropy_with_logits(d, sigma[1].expand_as(d), weight=plan.pair_value,
+                                                   reduction="sum")
         # the whole top-k (LLKI)
-        log_q = F.log_softmax(top, dim=2)  # (2, B, k)
+        log_q = top.log_softmax(dim=2)  # (2, B, k)
         log_qs, log_qt = log_q.unbind(0)
         local = torch.add(pairs, F.kl_div(log_qs, log_qt, reduction="sum", log_target=True), alpha=plan.whole_value)
         # remaining: softmax over the classes outside the top-k (all of them for the public k = C case)
@@ -243,66 +256,73 @@ class _LDRLDFused(torch.autograd.Function):
         if plan.rest_mode == "zero":
             rest = u.new_zeros(())
         else:
-            if plan.rest_mode == "mask":
-                u, v = u.scatter(1, index, FILL), v.scatter(1, index, FILL)
-            r_t = F.softmax(v, dim=1)  # (B, C), exactly 0 at the top-k
-            rest = torch.sub(F.log_softmax(v, dim=1), F.log_softmax(u, dim=1)).mul_(r_t).sum().mul_(plan.rest_scale)
+            if plan.rest_mode == "mask":  # in place: u and v are this node's own temporaries
+                u, v = u.scatter_(1, index, FILL), v.scatter_(1, index, FILL)
+            r_t = v.softmax(dim=1)  # (B, C), exactly 0 at the top-k
+            rest = torch.sub(v.log_softmax(dim=1), u.log_softmax(dim=1)).mul_(r_t).sum().mul_(plan.rest_scale)
         total = ce = None
         if target is not None:  # CE on raw logits, and the weighted total
-            ce = F.nll_loss(F.log_softmax(logits_student, dim=1), target)
+            ce = F.nll_loss(logits_student.log_softmax(dim=1), target)
             total = torch.add(ce if plan.ce_weight == 1.0 else ce * plan.ce_weight, local, alpha=plan.alpha)
             if plan.rest_mode != "zero":
                 total = torch.add(total, rest, alpha=plan.beta)
         if need_grad:
-            ctx.save_for_backward(logits_student, index, target, d, p_t, log_q, u, r_t)
+            ctx.save_for_backward(logits_student, index, target, sigma, log_q, u, r_t)
             ctx.plan = plan
         return total, ce, local, rest
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_total, grad_ce, grad_local, grad_rest):
-        plan = ctx.plan
+        plan, saved = ctx.plan, ctx.saved_tensors
         if grad_ce is None and grad_local is None and grad_rest is None:  # the usual: total.backward()
             if grad_total is None:
                 return (None,) * 7
-            grad = _fused_gradient(ctx.saved_tensors, plan, plan.ce_weight, plan.pair_grad_alpha,
-                                   plan.whole_grad * plan.alpha, 1.0, plan.beta)
-            return grad.mul_(grad_total), None, None, None, None, None, None
+            # d total / dz = f * [(softmax - one-hot) + alpha/f d ldrld/dz + beta/f d rntk/dz], f = ce_weight / B
+            with_ce = plan.ce_weight != 0.0
+            factor = plan.total_factor
+            grad = _fused_gradient(saved, plan, 1.0 if with_ce else None, plan.total_pair_grad,
+                                   plan.total_whole_grad, 1.0, plan.beta * plan.rest_grad / factor)
+            return grad.mul_(grad_total * factor if factor != 1.0 else grad_total), None, None, None, None, None, None
 
         def coefficient(own, weight):  # d out / d part, a 0-d tensor or None
             if grad_total is None:
                 return own
             return grad_total * weight if own is None else grad_total * weight + own
 
-        grad = _fused_gradient(ctx.saved_tensors, plan, coefficient(grad_ce, plan.ce_weight), plan.pair_grad,
-                               plan.whole_grad, coefficient(grad_local, plan.alpha),
-                               coefficient(grad_rest, plan.beta))
+        c_ce, c_local, c_rest = (coefficient(grad_ce, plan.ce_weight), coefficient(grad_local, plan.alpha),
+                                 coefficient(grad_rest, plan.beta))
+        grad = _fused_gradient(saved, plan, None if c_ce is None else c_ce * plan.ce_scale, plan.pair_grad,
+                               plan.whole_grad, c_local, None if c_rest is None else c_rest * plan.rest_grad)
         return grad, None, None, None, None, None, None
 
 
-def _fused_gradient(saved, plan, c_ce, pair_grad, whole_grad, c_local, c_rest) -> Tensor:
-    """`c_ce * dCE/dz + c_local * d ldrld/dz + c_rest * d rntk/dz`, each c a float, a 0-d tensor or None."""
-    logits, index, target, d, p_t, log_q, u_rest, r_t = saved
+def _fused_gradient(saved, plan, ce_scale, pair_grad, whole_grad, local_scale, rest_scale) -> Tensor:
+    """`ce_scale (softmax - one-hot) + rest_scale (r_s - r_t) + local_scale * (top-k part)` as a (B, C) tensor.
+
+    Each scale is a float, a 0-d tensor or None (that part left out); the top-k part is
+    `(sigma(d_s) - p_t) @ pair_grad + whole_grad (q_s - q_t)` (pair_grad, whole_grad signed per model and
+    summed over the stack), scattered to the top-k classes.
+    """
+    logits, index, target, sigma, log_q, u_rest, r_t = saved
     grad = None
-    if c_ce is not None and target is not None:  # (softmax - one-hot) / B
-        scale = c_ce * plan.ce_scale
-        grad = F.softmax(logits, dim=1).mul_(scale)
-        if isinstance(scale, Tensor):
-            grad.scatter_add_(1, target.unsqueeze(1), scale.neg().expand(target.shape[0], 1))
+    if ce_scale is not None and target is not None:
+        grad = logits.softmax(dim=1)
+        if isinstance(ce_scale, Tensor):
+            grad.mul_(ce_scale).scatter_add_(1, target.unsqueeze(1), ce_scale.neg().expand(target.shape[0], 1))
         else:
-            grad.scatter_(1, target.unsqueeze(1), -scale, reduce="add")
-    if c_rest is not None and r_t is not None:  # (r_s - r_t) T / B
-        scale = c_rest * plan.rest_grad
-        if grad is None or isinstance(scale, Tensor):
-            grad = _add_scaled(grad, F.softmax(u_rest, dim=1).sub_(r_t), scale)
+            if ce_scale != 1.0:
+                grad.mul_(ce_scale)
+            grad.scatter_(1, target.unsqueeze(1), -ce_scale, reduce="add")
+    if rest_scale is not None and r_t is not None:
+        if grad is None or isinstance(rest_scale, Tensor):
+            grad = _add_scaled(grad, u_rest.softmax(dim=1).sub_(r_t), rest_scale)
         else:
-            grad.add_(F.softmax(u_rest, dim=1), alpha=scale).sub_(r_t, alpha=scale)
-    if c_local is not None:  # pairs: w_p (sigma(d_s) - p_t), whole: w (q_s - q_t); times T / (B groups)
-        top = torch.sigmoid(d[0]).sub_(p_t) @ pair_grad  # (B, k)
-        q_s, q_t = log_q.exp().unbind(0)
-        top.add_(q_s, alpha=whole_grad).sub_(q_t, alpha=whole_grad)
-        if not isinstance(c_local, float) or c_local != 1.0:
-            top = top.mul_(c_local)
+            grad.add_(u_rest.softmax(dim=1), alpha=rest_scale).sub_(r_t, alpha=rest_scale)
+    if local_scale is not None:
+        top = torch.baddbmm(log_q.exp().mul_(whole_grad), sigma, pair_grad).sum(0)  # (2, B, k) -> (B, k)
+        if isinstance(local_scale, Tensor) or local_scale != 1.0:
+            top.mul_(local_scale)
         if grad is None:
             grad = top.new_zeros((index.shape[0], plan.classes))
         grad.scatter_add_(1, index, top)
@@ -328,8 +348,7 @@ def _fused(logits_student, logits_teacher, target, *, k, temperature, rank_by, r
     plan = _plan(k, zs.shape[1], zs.shape[0], temperature, reduction, epsilon, delta, lam, remaining_at_full_k,
                  dtype, zs.device, ce_weight, alpha, beta)
     need_grad = torch.is_grad_enabled() and zs.requires_grad
-    ranking = zs if rank_by == "student" else zt
-    return _LDRLDFused.apply(zs, zt, target, ranking, k, plan, need_grad)
+    return _LDRLDFused.apply(zs, zt, target, rank_by == "teacher", k, plan, need_grad)
 
 
 def ldrld_terms_fast(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7,
@@ -347,6 +366,25 @@ def ldrld_terms_fast(logits_student: Tensor, logits_teacher: Tensor, *, k: int =
                                rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
                                remaining_at_full_k=remaining_at_full_k)
     return local, rest
+
+
+def ldrld_parts_fast(logits_student: Tensor, logits_teacher: Tensor, target: Tensor, *, k: int = 7,
+                     temperature: float = 4.0, alpha: float = 10.5, beta: float = 7.0, ce_weight: float = 1.0,
+                     rank_by: str = "student", reduction: str = "mean", epsilon: float = EPSILON,
+                     delta: float = DELTA, lam: float = LAMBDA, remaining_at_full_k: str = "zero") -> LossParts:
+    """`ldrld_loss(..., impl="fast")` without its input checks: one fused node for CE, both terms and total.
+
+    For callers that checked the inputs and options once (the fast training path); same numbers, bit for bit.
+    """
+    if k > PAIR_MATRIX_MAX_K:
+        local, rntk = ldrld_terms_fast(logits_student, logits_teacher, k=k, temperature=temperature, rank_by=rank_by,
+                                       reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
+                                       remaining_at_full_k=remaining_at_full_k)
+        ce = ce_loss(logits_student, target)
+        return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
+    return LossParts(*_fused(logits_student, logits_teacher, target, k=k, temperature=temperature, rank_by=rank_by,
+                             reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
+                             remaining_at_full_k=remaining_at_full_k, ce_weight=ce_weight, alpha=alpha, beta=beta))
 
 
 def _check_options(rank_by, reduction, remaining_at_full_k) -> None:
@@ -400,10 +438,9 @@ def ldrld_loss(
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {tuple(IMPLEMENTATIONS)}, got {impl!r}.")
     if impl == "fast" and k <= PAIR_MATRIX_MAX_K:
-        return LossParts(*_fused(logits_student, logits_teacher, target, k=k, temperature=temperature,
-                                 rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                                 remaining_at_full_k=remaining_at_full_k, ce_weight=ce_weight, alpha=alpha,
-                                 beta=beta))
+        return ldrld_parts_fast(logits_student, logits_teacher, target, k=k, temperature=temperature, alpha=alpha,
+                                beta=beta, ce_weight=ce_weight, rank_by=rank_by, reduction=reduction,
+                                epsilon=epsilon, delta=delta, lam=lam, remaining_at_full_k=remaining_at_full_k)
     local, rntk = IMPLEMENTATIONS[impl](logits_student, logits_teacher, k=k, temperature=temperature,
                                         rank_by=rank_by, reduction=reduction, epsilon=epsilon,
                                         delta=delta, lam=lam, remaining_at_full_k=remaining_at_full_k)

@@ -5,7 +5,7 @@
 the published teachers in `TEACHERS` (see `teachers.py`); `evaluate(model, loader, device)`.
 """
 from .base import FeatureModel
-from .checkpoints import CheckpointError, UntrustedCheckpointError, load_checkpoint
+from .checkpoints import CheckpointError, CorruptCheckpointError, UntrustedCheckpointError, load_checkpoint
 from .evaluate import evaluate
 from .features import extract_features
 from .registry import ALIASES, ModelInfo, build_model, list_models
@@ -20,7 +20,7 @@ from .teachers import (
 )
 
 __all__ = [
-    "ALIASES", "TEACHERS", "CheckpointError", "FeatureModel", "ModelInfo", "TeacherDownloadError",
+    "ALIASES", "TEACHERS", "CheckpointError", "CorruptCheckpointError", "FeatureModel", "ModelInfo", "TeacherDownloadError",
     "TeacherInfo", "UntrustedCheckpointError", "build_model", "evaluate", "extract_features",
     "fetch_teachers", "find_teacher", "format_teacher_table", "list_models", "load_checkpoint",
     "teacher_path",

@@ -80,7 +80,10 @@ def _zip_damage(path: Path) -> str | None:
                 return "it is a zip archive but not a PyTorch checkpoint (no data.pkl inside)"
             if not _pickle_complete(archive.read(names[0])):
                 return "it is damaged (its pickled object, data.pkl, ends early)"
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+    except zipfile.BadZipFile:
+        return "it is truncated or damaged (it starts as a zip archive, but the archive's index at its end is "\
+               "missing or broken)"
+    except (EOFError, OSError, ValueError) as err:
         return f"it is truncated or damaged (the zip archive cannot be read: {err})"
     return None
 

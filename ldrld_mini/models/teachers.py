@@ -91,7 +91,8 @@ def find_teacher(name: str, root: str | Path | None = None) -> Path:
         folder = teachers_root(root)
         raise FileNotFoundError(
             f"teacher checkpoint {name!r} not found: expected {str(path)!r}. Download it with "
-            f"ldrld_mini.models.fetch_teachers({str(folder)!r}) or: {manual_steps(folder)}")
+            f"`ldrld-mini teachers --fetch --root {folder}` (in Python: "
+            f"ldrld_mini.models.fetch_teachers({str(folder)!r})) or: {manual_steps(folder)}")
     return path
 
 

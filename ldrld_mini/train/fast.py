@@ -35,7 +35,7 @@ from ..losses import CELoss, CEParts, DKDLoss, DKDParts, KDLoss, KDParts, LDRLDL
 from ..losses.common import ce_loss, check_logits
 from ..losses.dkd import target_non_target_kl
 from ..losses.kd import kd_divergence
-from ..losses.ldrld import LossParts, ldrld_terms_fast
+from ..losses.ldrld import LossParts, ldrld_parts_fast, ldrld_terms_fast
 from ..losses.weights import check_k
 from .logging import progress
 
@@ -92,8 +92,9 @@ class FastLoss:
             self.ramp.fill_(1.0 if epoch is None or warmup <= 0 else min(epoch / warmup, 1.0))
 
     def check(self, logits_student: Tensor, logits_teacher: Tensor | None, target: Tensor) -> None:
-        """The module's own input checks (they read values, so they run once per run, not per step)."""
-        check_logits(logits_student, logits_teacher, target)
+        """The module's own input checks, once per run: `sync=True` reads the labels back, so a bad label is
+        the loss's ValueError on any device (per step, the losses check without reading back)."""
+        check_logits(logits_student, logits_teacher, target, sync=True)
         if isinstance(self.loss_fn, LDRLDLoss):
             check_k(self.loss_fn.options["k"], logits_student.shape[1])
 
@@ -104,9 +105,11 @@ class FastLoss:
 
     def _ldrld(self, ls, lt, y) -> LossParts:
         o = self.loss_fn.options
+        if o["impl"] == "fast":  # the module's own fused node, minus its checks: the same numbers, bit for bit
+            return ldrld_parts_fast(ls, lt, y, **{key: value for key, value in o.items() if key != "impl"})
         local, rntk = ldrld_terms_fast(ls, lt, k=o["k"], temperature=o["temperature"], rank_by=o["rank_by"],
                                        reduction=o["reduction"], epsilon=o["epsilon"], delta=o["delta"],
-                                       lam=o["lam"])
+                                       lam=o["lam"], remaining_at_full_k=o.get("remaining_at_full_k", "zero"))
         ce = ce_loss(ls, y)
         return LossParts(o["ce_weight"] * ce + o["alpha"] * local + o["beta"] * rntk, ce, local, rntk)
 

@@ -502,8 +502,8 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
     else:
         torch.manual_seed(cfg.train.seed + ctx.rank)  # per-rank augmentation streams (rank 0: the seed)
         if ctx.is_main:
-            if state == "overwrite":
-                _clear_run_dir(run_dir, say)
+            if state == "overwrite":  # named even with quiet=True (not in notebooks): files are deleted
+                _clear_run_dir(run_dir, Printer(None if quiet else quiet))
             _atomic_write_text(_config_text(cfg), run_dir / "config.yaml")
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         if teacher is not None:
