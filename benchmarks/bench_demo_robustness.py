@@ -35,8 +35,14 @@ print("RESULT " + json.dumps({"summary": res["summary"], "rounding": res["roundi
 """
 
 
-def run_path(name: str, out: Path, seeds: int) -> dict:
-    """One rounding path in a fresh process; its parsed result."""
+def run_path(name: str, out: Path, seeds: int, reuse: bool = False) -> dict:
+    """One rounding path in a fresh process (or, with `reuse`, the results.json it wrote before); its result."""
+    saved = out / f"path{name}" / "results.json"
+    if reuse and saved.is_file():
+        record = json.loads(saved.read_text())
+        if list(record["settings"]["seeds"]) == list(range(seeds)):
+            return {"summary": record["summary"], "rounding": record["rounding"], "total": record["total_seconds"],
+                    "runs": record["runs"], "wall": record["total_seconds"]}
     spec = PATHS[name]
     env = {**os.environ, "LDRLD_ONEDNN": spec["onednn"]}
     env.pop("LDRLD_THREADS", None)
@@ -93,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/robustness"))
     parser.add_argument("--onednn-off", action="store_true", help="add path C (oneDNN off; slow)")
     parser.add_argument("--paths", default=None, help="e.g. AB (default AB, or ABC with --onednn-off)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a path's numbers from its results.json of an earlier run with the same seeds")
     args = parser.parse_args(argv)
     names = args.paths or ("ABC" if args.onednn_off else "AB")
     import torch
@@ -103,9 +111,11 @@ def main(argv=None) -> int:
           f"demo settings {DEMO}", flush=True)
     results = {}
     for name in names:
-        results[name] = run_path(name, args.out, args.seeds)
+        results[name] = run_path(name, args.out, args.seeds, reuse=args.reuse)
         print(f"path {name} ({results[name]['rounding']}): {results[name]['wall']:.0f} s", flush=True)
     print("\n" + table(results) + "\n")
+    if len(results) < 2:
+        print("one path only: the sign criterion needs two (combine them later with --reuse)")
     checks = criteria(results, DEMO.num_classes)
     print("| criterion | met | detail |\n|---|---|---|")
     for text, met, detail in checks:

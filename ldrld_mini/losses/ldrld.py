@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .common import ce_loss, check_logits, check_temperature, compute_dtype, kl_rows
-from .weights import DELTA, EPSILON, LAMBDA, adw, adw_matrix, check_k, pair_positions, pair_weights
+from .weights import DELTA, EPSILON, LAMBDA, adw, check_k, pair_positions, pair_weights
 
 RANK_BY = ("student", "teacher")
 REDUCTIONS = ("mean", "sum")
