@@ -32,6 +32,8 @@ KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 NBFORMAT_MINOR = 5  # what JupyterLab 4 writes
 SOLUTION_TAG = "solution"
+# the first line of every solution: a collapsed cell still shows its first line in JupyterLab
+SOLUTION_HEADER = "# Solution (collapsed: try the exercise first)"
 GUARD_TAG = "colab-install"
 BRANCH = "main"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -107,9 +109,12 @@ def add_colab(nb: nbformat.NotebookNode, name: str, url: str | None = None) -> n
 
 
 def hide_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Collapse every `solution` cell, input and output (`collapsed` is the older key JupyterLab also writes)."""
+    """Collapse every `solution` cell, input and output (`collapsed` is the older key JupyterLab also writes),
+    under a first line that gives nothing away (the one line a collapsed cell still shows)."""
     for cell in nb.cells:
         if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
+            if not cell.source.startswith(SOLUTION_HEADER):
+                cell.source = SOLUTION_HEADER + "\n" + cell.source
             cell.metadata["collapsed"] = True
             cell.metadata.setdefault("jupyter", {}).update(source_hidden=True, outputs_hidden=True)
     return nb
@@ -151,7 +156,7 @@ def update_readme(readme: Path = ROOT / "README.md", url: str | None = None) -> 
     return new != text
 
 
-def execute(path: Path, timeout: int = 600) -> float:
+def execute(path: Path, timeout: int = 1800) -> float:
     """Run every cell of `path` in place; returns seconds taken."""
     from nbclient import NotebookClient
 

@@ -123,6 +123,7 @@ def test_every_solution_is_hidden(path):
     for cell in solutions:
         assert cell.metadata["jupyter"] == {"source_hidden": True, "outputs_hidden": True}, cell.source[:80]
         assert cell.metadata["collapsed"] is True
+        assert cell.source.split("\n")[0] == tools.SOLUTION_HEADER  # what JupyterLab shows of a collapsed cell
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -138,7 +139,8 @@ def test_committed_notebooks_are_clean(path):
 def test_clean_keeps_the_hidden_state_and_drops_volatile_metadata():
     cell = nbformat.v4.new_code_cell("x = 1", metadata={
         "tags": ["solution"], "jupyter": {"source_hidden": True}, "execution": {"iopub.status.busy": "t"}})
-    nb = tools.clean(nbformat.v4.new_notebook(cells=[cell], metadata={"widgets": {}, "kernelspec": {}}))
+    nb = tools.clean(nbformat.v4.new_notebook(cells=[cell], metadata={"widgets": {}}))
+    assert nb.cells[0].source == tools.SOLUTION_HEADER + "\nx = 1"
     assert nb.cells[0].metadata == {"tags": ["solution"], "collapsed": True,
                                     "jupyter": {"source_hidden": True, "outputs_hidden": True}}
     assert "widgets" not in nb.metadata and nb.cells[0].execution_count == 1
