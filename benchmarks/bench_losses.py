@@ -28,12 +28,12 @@ import torch.nn.functional as F
 
 from ldrld_mini.losses import ce_loss, dkd_loss, kd_loss, ldrld_loss
 from ldrld_mini.losses.reference import ldrld_masked
+from ldrld_mini.profiling import host_reads, profile_events, top_level_ops
 
 SIZES = [(64, 100, 7), (256, 1000, 7)]
 FLOOR = "plain KD + CE (F)"
 FAST = "ldrld (fast)"
 MASKED = "masked (public)"
-HOST_READS = ("aten::item", "aten::_local_scalar_dense")
 
 
 def plain_kd_ce(student, teacher, target, k, temperature=4.0):
@@ -73,20 +73,8 @@ def count_ops(fn, batch, classes, k):
     student, teacher, target = make_inputs(batch, classes, torch.device("cpu"))
     fn(student, teacher, target, k).backward()  # warm caches first: count the steady state
     student.grad = None
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn(student, teacher, target, k).backward()
-    events = prof.events()
-
-    def top_level(event):
-        parent = event.cpu_parent
-        while parent is not None:
-            if parent.name.startswith("aten::"):
-                return False
-            parent = parent.cpu_parent
-        return True
-
-    ops = sum(1 for e in events if e.name.startswith("aten::") and top_level(e))
-    reads = sum(1 for e in events if e.name in HOST_READS)
+    events = profile_events(lambda: fn(student, teacher, target, k).backward())
+    ops, reads = len(top_level_ops(events)), len(host_reads(events))
     return ops, reads
 
 

@@ -71,7 +71,7 @@ def test_demo_defaults_several_seeds_and_a_larger_teacher():
     assert len(DEMO.seeds) >= 3 and len(set(DEMO.seeds)) == len(DEMO.seeds)
     count = lambda name: sum(p.numel() for p in build_model(name, num_classes=DEMO.num_classes).parameters())
     assert count(DEMO.teacher) > 2 * count(DEMO.student)
-    assert DEMO.student_epochs <= DEMO.teacher_epochs
+    assert DEMO.student_epochs <= DEMO.teacher_epochs and DEMO.teacher_lr >= DEMO.lr
 
 
 @pytest.mark.parametrize("seeds", [(), (1, 1), (-1,), (0.5,)])

@@ -10,8 +10,8 @@ import torch
 
 from ldrld_mini.losses import build_loss, dkd_loss, kd_loss, ldrld_loss
 from ldrld_mini.losses.common import check_logits
+from ldrld_mini.profiling import HOST_READS, profile_events, top_level_ops
 
-HOST_READS = ("aten::item", "aten::_local_scalar_dense")
 MAX_FAST_LDRLD_OPS = 50  # top-level aten ops of one forward + backward, CE and total included
 
 LOSSES = {
@@ -34,24 +34,9 @@ def batch(size, classes, device="cpu", seed=0):
 
 
 def profile_step(fn, student, teacher, target):
-    """Events of one forward + backward (after a warm-up call that fills the loss's caches)."""
-    fn(student, teacher, target).backward()
+    fn(student, teacher, target).backward()  # warm caches first: count the steady state
     student.grad = None
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn(student, teacher, target).backward()
-    return prof.events()
-
-
-def top_level_aten(events):
-    def top(event):
-        parent = event.cpu_parent
-        while parent is not None:
-            if parent.name.startswith("aten::"):
-                return False
-            parent = parent.cpu_parent
-        return True
-
-    return [e.name for e in events if e.name.startswith("aten::") and top(e)]
+    return profile_events(lambda: fn(student, teacher, target).backward())
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -63,7 +48,7 @@ def test_no_host_read_in_forward_and_backward(name):
 
 @pytest.mark.parametrize("size,classes", [(64, 100), (256, 1000)])
 def test_fast_ldrld_op_count(size, classes):
-    ops = top_level_aten(profile_step(LOSSES["ldrld (fast)"], *batch(size, classes)))
+    ops = top_level_ops(profile_step(LOSSES["ldrld (fast)"], *batch(size, classes)))
     assert len(ops) <= MAX_FAST_LDRLD_OPS, f"{len(ops)} top-level aten ops: {ops}"
 
 
