@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ldrld_mini.results import Curve, mean_std
 
 __all__ = ["DemoSettings", "DEMO", "QUICK", "METHODS", "run_demo", "demo_configs", "summarise",
            "format_demo_table", "read_curve", "load_trained", "val_logits", "relations", "confusion",
@@ -112,22 +113,11 @@ def _cached(config, run_dir: Path) -> bool:
 
 
 def read_curve(run_dir: str | Path) -> tuple[list[int], list[float]]:
-    """(epochs, val top-1 %) of a run folder's metrics.jsonl (lines without val_top1 skipped)."""
-    epochs, values = [], []
-    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of an interrupted run
-        if "val_top1" in record:
-            epochs.append(int(record["epoch"]))
-            values.append(float(record["val_top1"]))
-    return epochs, values
+    """(epochs, val top-1 %) of a run folder's metrics.jsonl (records without val_top1 and a torn last line skipped)."""
+    from ldrld_mini.train.logging import read_metrics
 
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample std (0 for one value)."""
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    records = [r for r in read_metrics(run_dir) if "val_top1" in r]
+    return [int(r["epoch"]) for r in records], [float(r["val_top1"]) for r in records]
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -145,14 +135,14 @@ def summarise(rows: list[dict]) -> dict:
         entry = {"seeds": seeds, "model": runs[seeds[0]]["model"],
                  "best": [runs[k]["best_top1"] for k in seeds], "last": [runs[k]["last_top1"] for k in seeds],
                  "seconds": sum(runs[k]["seconds"] for k in seeds)}
-        entry["best_mean"], entry["best_std"] = _mean_std(entry["best"])
-        entry["last_mean"], entry["last_std"] = _mean_std(entry["last"])
+        entry["best_mean"], entry["best_std"] = mean_std(entry["best"])
+        entry["last_mean"], entry["last_std"] = mean_std(entry["last"])
         paired = [k for k in seeds if k in vanilla]
         if method not in ("vanilla", "teacher") and paired:
             entry["gain_best"] = [runs[k]["best_top1"] - vanilla[k]["best_top1"] for k in paired]
             entry["gain_last"] = [runs[k]["last_top1"] - vanilla[k]["last_top1"] for k in paired]
-            entry["gain_best_mean"], entry["gain_best_std"] = _mean_std(entry["gain_best"])
-            entry["gain_last_mean"], entry["gain_last_std"] = _mean_std(entry["gain_last"])
+            entry["gain_best_mean"], entry["gain_best_std"] = mean_std(entry["gain_best"])
+            entry["gain_last_mean"], entry["gain_last_std"] = mean_std(entry["gain_last"])
         out[method] = entry
     return out
 
@@ -181,34 +171,26 @@ def _fit_timed(config, run_dir: Path, *, overwrite: bool, quiet: bool) -> tuple[
     return summary, time.perf_counter() - start
 
 
-def _mean_band(curves: list[tuple[list[int], list[float]]]):
-    """A `Curve`-like object (epochs, mean, std, num_runs) over the epochs every run has."""
-    from types import SimpleNamespace
-
+def _mean_band(curves: list[tuple[list[int], list[float]]]) -> Curve:
+    """Mean and std over runs of (epochs, values) curves, on the epochs every run has."""
     common = sorted(set.intersection(*(set(e) for e, _ in curves)))
     per_run = [dict(zip(e, v)) for e, v in curves]
-    stats = [_mean_std([c[k] for c in per_run]) for k in common]
-    return SimpleNamespace(epochs=common, mean=[m for m, _ in stats], std=[s for _, s in stats],
-                           num_runs=len(curves))
+    stats = [mean_std([c[k] for c in per_run]) for k in common]
+    return Curve(common, [m for m, _ in stats], [s for _, s in stats], len(curves))
 
 
-def _save_plot(out_dir: Path, curves: dict, title: str) -> Path:
+def _save_plot(out_dir: Path, curves: dict, title: str, num_classes: int) -> Path:
     """`curves.png`: val top-1 per epoch, mean and ± std band over the seeds, teacher dashed."""
     import matplotlib.pyplot as plt
 
     from ldrld_mini.viz import plot_training_curves
 
     bands = {m: _mean_band(curves[m]) for m in ("teacher", *METHODS) if curves.get(m)}
-    fig = plot_training_curves(bands, title=title, levels={"chance": 100.0 / _num_classes(out_dir)})
+    fig = plot_training_curves(bands, title=title, levels={"chance": 100.0 / num_classes})
     path = out_dir / "curves.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def _num_classes(out_dir: Path) -> int:
-    """Class count recorded in results.json (written before the plot)."""
-    return json.loads((out_dir / "results.json").read_text())["settings"]["num_classes"]
 
 
 def _run_one(name: str, config, run_dir: Path, *, seed: int, model: str, cached_ok: bool, quiet: bool) -> dict:
@@ -272,13 +254,14 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, threads:
     table, total = format_demo_table(summary), time.perf_counter() - start
     record = {"settings": dataclasses.asdict(s), "rounding": rounding_path(), "torch": torch.__version__,
               "total_seconds": total, "summary": summary,
-              "runs": [{k: v for k, v in r.items()} for r in rows]}
+              "runs": rows}
     (out_dir / "results.json").write_text(json.dumps(record, indent=1))
     (out_dir / "results.md").write_text(_report(s, configs, table, total, rounding_path()))
     curves = {}
     for r in rows:
         curves.setdefault(r["method"], []).append(r["curve"])
-    plot = _save_plot(out_dir, curves, f"{s.teacher} → {s.student}, synthetic data, {len(s.seeds)} seeds")
+    plot = _save_plot(out_dir, curves, f"{s.teacher} → {s.student}, synthetic data, {len(s.seeds)} seeds",
+                      s.num_classes)
     print("\n" + table + "\n")
     print(f"total {total:.0f} s; wrote {out_dir / 'results.md'}, {out_dir / 'results.json'} and {plot}", flush=True)
     return {"rows": rows, "summary": summary, "table": table, "total_time": total, "rounding": rounding_path(),
