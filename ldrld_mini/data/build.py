@@ -13,7 +13,7 @@ from .device_loader import _SEED_STRIDE, DeviceLoader, epoch_generator
 from .memory import ArrayDataset
 from .registry import get_info, resolve_root
 from .report import DatasetNotReadyError, DatasetReport
-from .transforms import test_transform, train_transform
+from .transforms import crop_padding, test_transform, train_transform
 
 __all__ = ["build_datasets", "build_loaders", "check_dataset", "EpochSampler", "EpochLoader"]
 
@@ -184,7 +184,7 @@ def _gpu_loaders(name, train_ds, val_ds, *, batch_size, val_batch_size, seed, de
     info = get_info(name)
     size = train_ds.data.shape[1] if train_ds.data.shape[-1] in (1, 3) else train_ds.data.shape[-1]
     common = dict(mean=info.mean, std=info.std, device=device, flip=info.hflip, seed=seed,
-                  padding=max(size // 8, 1))  # CRD's pad 4 at 32x32, scaled with the image
+                  padding=crop_padding(size))
     train = DeviceLoader(train_ds.data, train_ds.targets, batch_size=batch_size, train=True, augment=train_aug,
                          drop_last=drop_last, rank=rank, world_size=world, **common)
     val = DeviceLoader(val_ds.data, val_ds.targets, batch_size=val_batch_size, train=False,

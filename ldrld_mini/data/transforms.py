@@ -5,13 +5,18 @@ from torchvision import transforms as T
 
 from .registry import get_info
 
-__all__ = ["train_transform", "test_transform"]
+__all__ = ["train_transform", "test_transform", "crop_padding"]
 
 
 def _normalise(name: str) -> list:
     """ToTensor + Normalize with the registry's mean/std for `name`."""
     info = get_info(name)
     return [T.ToTensor(), T.Normalize(info.mean, info.std)]
+
+
+def crop_padding(image_size: int) -> int:
+    """Zero padding of the random crop: CRD's 4 at 32x32, scaled with the image (2 at 16x16)."""
+    return max(image_size // 8, 1)
 
 
 def train_transform(name: str, *, random_crop: bool | None = None, image_size: int | None = None) -> T.Compose:
@@ -32,7 +37,7 @@ def train_transform(name: str, *, random_crop: bool | None = None, image_size: i
     else:
         flip = [T.RandomHorizontalFlip()] if info.hflip else []
         size = image_size or info.image_size
-        aug = [T.RandomCrop(size, padding=max(size // 8, 1))] + flip
+        aug = [T.RandomCrop(size, padding=crop_padding(size))] + flip
     if image_size is not None and name != "synthetic":
         raise ValueError(f"image_size={image_size!r} only applies to name='synthetic' (generated at any size); drop it")
     if random_crop is not None and name != "tiny_imagenet":
