@@ -15,12 +15,26 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "UsageError"]
+__all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "ablation_plan", "ABLATIONS", "UsageError"]
 
 PROG = "ldrld-mini"
 DISTILL_METHODS = ("ldrld", "kd", "dkd")
 TABLE_METHODS = ("vanilla", "kd", "dkd", "ldrld")
 TABLES = ("cifar100", "tiny_imagenet", "imagenet", "synthetic")
+ABLATION_PAIR = ("cifar100", "resnet32x4", "resnet8x4")  # `reproduce cifar100 --ablation`: LDRLD on this pair
+ABLATIONS = (  # (run folder name, overrides): LDRLD's parts switched off one at a time
+    ("full", ()),
+    ("pair_weighting-irw", ("loss.pair_weighting=irw",)),
+    ("pair_weighting-erd", ("loss.pair_weighting=erd",)),
+    ("pair_weighting-uniform", ("loss.pair_weighting=uniform",)),
+    ("no_whole_group", ("loss.whole_group=false",)),
+    ("no_rntk", ("loss.beta=0",)),
+    ("no_local", ("loss.alpha=0",)),
+    ("k3", ("loss.k=3",)),
+    ("k5", ("loss.k=5",)),
+    ("k9", ("loss.k=9",)),
+    ("rank_by-teacher", ("loss.rank_by=teacher",)),
+)
 
 
 class UsageError(Exception):
@@ -363,6 +377,37 @@ def _check_overrides(table: str, methods: Sequence[str], overrides: Sequence[str
                              "to, e.g. --methods ldrld loss.alpha=8)") from None
 
 
+def ablation_plan(table: str, *, seeds: Sequence[int], runs_dir: str | Path = "runs", overrides: Sequence[str] = (),
+                  fast: bool = False) -> list:
+    """`(RunSpec, its variant's overrides)` of every ABLATIONS variant × seed, LDRLD on ResNet32×4 → ResNet8×4.
+
+    Run folders: `<runs_dir>/<table>_ablation/<teacher>-<student>/<variant>/seed<k>`, apart from the table's.
+    """
+    from ldrld_mini.train.fast import FAST_OVERRIDES
+    from ldrld_mini.train.multirun import RunSpec
+
+    dataset, teacher, student = ABLATION_PAIR
+    if table != dataset:
+        raise UsageError(f"--ablation is defined for {dataset} only ({teacher} -> {student}), not {table!r}.")
+    varied = {o.split("=", 1)[0] for _, own in ABLATIONS for o in own}
+    clash = [o for o in overrides if o.split("=", 1)[0].strip() in varied]
+    if clash:
+        raise UsageError(f"override {' '.join(clash)!r} sets a key the ablation varies ({' '.join(sorted(varied))}); "
+                         "drop it.")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {' '.join(map(str, seeds))} repeats a seed; each seed gives one run folder.")
+    _check_overrides(table, ["ldrld"], overrides)
+    plan = []
+    for seed in seeds:
+        for name, own in ABLATIONS:
+            run_dir = Path(runs_dir) / f"{dataset}_ablation" / f"{teacher}-{student}" / name / f"seed{seed}"
+            spec = RunSpec(dataset, "ldrld", teacher, student, seed, str(run_dir),
+                           (*own, *overrides, *(FAST_OVERRIDES if fast else ())))
+            spec.config()  # fail early on a bad override
+            plan.append((spec, own))
+    return plan
+
+
 def _command_line(spec, *, nproc: int, runs_dir: str, user_overrides: Sequence[str], fast: bool) -> str:
     """The shell command that runs one RunSpec (torchrun when `nproc` > 1)."""
     launcher = [PROG] if nproc <= 1 else ["torchrun", f"--nproc_per_node={nproc}", "-m", "ldrld_mini"]
@@ -372,7 +417,8 @@ def _command_line(spec, *, nproc: int, runs_dir: str, user_overrides: Sequence[s
         words = ["distill", "--recipe", spec.dataset, "--teacher", spec.teacher, "--student", spec.student,
                  "--method", spec.method]
     words += ["--seed", str(spec.seed)]
-    if spec.stage == 0 or str(runs_dir) != "runs":
+    if spec.stage == 0 or str(runs_dir) != "runs" or Path(spec.run_dir) != default_run_dir(
+            spec.dataset, spec.method, spec.student, spec.teacher, spec.seed):
         words += ["--run-dir", str(spec.run_dir)]
     return shlex.join(launcher + words + (["--fast"] if fast else []) + list(user_overrides))
 
@@ -402,7 +448,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """Print (default) or run (`--run`) every command of one paper table."""
     if args.table not in TABLES:
         raise UsageError(f"TABLE {args.table!r} is not a paper table; use one of {list(TABLES)}.")
+    methods_given = args.methods is not None
+    args.methods = list(TABLE_METHODS) if args.methods is None else args.methods
     _collect_trailing_overrides(args)
+    if args.ablation:
+        if methods_given and args.methods != ["ldrld"]:
+            raise UsageError(f"--ablation runs LDRLD only; drop --methods {' '.join(args.methods)}.")
+        return _reproduce_ablation(args)
     specs = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
                            overrides=args.overrides, fast=args.fast)
     if not args.run:
@@ -415,6 +467,25 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"# then: {PROG} results {Path(args.runs_dir) / args.table}")
         return 0
     return _run_specs(args, specs)
+
+
+def _reproduce_ablation(args: argparse.Namespace) -> int:
+    """Print (default) or run (`--run`) the ablation runs of `ablation_plan`: the same runs either way."""
+    plan = ablation_plan(args.table, seeds=args.seeds, runs_dir=args.runs_dir, overrides=args.overrides,
+                         fast=args.fast)
+    specs = [spec for spec, _ in plan]
+    if args.run:
+        return _run_specs(args, specs)
+    _, teacher, student = ABLATION_PAIR
+    seeds = " ".join(str(seed) for seed in args.seeds)
+    print(f"# {args.table} ablation, ldrld {teacher} -> {student}: {len(specs)} runs "
+          f"({len(ABLATIONS)} variants × seeds {seeds}): {', '.join(name for name, _ in ABLATIONS)}")
+    print("\n".join(_prerequisites(args.table, specs)))
+    for spec, own in plan:
+        print(_command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, user_overrides=[*own, *args.overrides],
+                            fast=args.fast))
+    print(f"# then: {PROG} results {Path(args.runs_dir) / (args.table + '_ablation')}")
+    return 0
 
 
 def _collect_trailing_overrides(args: argparse.Namespace) -> None:
@@ -450,18 +521,30 @@ def _run_specs(args: argparse.Namespace, specs) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The offline CPU demo: teacher, then vanilla / KD / DKD / LDRLD students on the built-in data."""
+    """The offline CPU demo: one shipped teacher, vanilla / KD / DKD / LDRLD students on the built-in data."""
     import matplotlib
     matplotlib.use("Agg")  # a script: write the PNG, never open a window
 
-    from ldrld_mini.demo import run_demo
+    from ldrld_mini.demo import QUICK, DEMO, make_teacher_file, run_demo
+    from ldrld_mini.rounding import set_threads
 
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: give a count >= 1, e.g. --seeds 5")
     first = 0 if args.seed is None else args.seed
     if first < 0 or first >= 2**31:
         raise UsageError(f"--seed {args.seed}: give an integer in [0, 2**31), e.g. --seed 0")
-    count = args.seeds if args.seeds is not None else (2 if args.quick else 3)
+    if args.make_teacher:
+        if args.threads:
+            set_threads(args.threads)
+        kwargs = {"path": args.teacher_file} if args.teacher_file else {}
+        make_teacher_file(QUICK if args.quick else DEMO, work_dir=Path(args.out) / "make-teacher", quiet=args.quiet,
+                          **kwargs)
+        return 0
+    if args.teacher_file:
+        raise UsageError("--teacher-file goes with --make-teacher (where to write the teacher), e.g. "
+                         "--make-teacher --teacher-file teacher.pt")
+    settings = QUICK if args.quick else DEMO
+    count = args.seeds if args.seeds is not None else len(settings.seeds)
     run_demo(out_dir=args.out, quick=args.quick, threads=args.threads, retrain_teacher=args.retrain_teacher,
              quiet=args.quiet, seeds=range(first, first + count))
     return 0
@@ -564,10 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"examples:\n  {PROG} reproduce cifar100 --seeds 0 1 2 > cifar100.sh\n"
                    f"  {PROG} reproduce cifar100 --methods ldrld --seeds 0 --run\n"
                    f"  {PROG} reproduce cifar100 --seeds 0 1 2 --fast --run --parallel 4   (one big GPU)\n"
+                   f"  {PROG} reproduce cifar100 --ablation --seeds 0 1 2   (LDRLD's parts switched off)\n"
                    f"  {PROG} reproduce imagenet --nproc 8    (torchrun commands)")
     p.add_argument("table", metavar="TABLE", help=f"one of {list(TABLES)}")
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="SEED", help="seeds (default: 0 1 2)")
-    p.add_argument("--methods", nargs="+", default=list(TABLE_METHODS), metavar="METHOD",
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="methods among vanilla kd dkd ldrld (default: all; vanilla = the student trained alone)")
     p.add_argument("--runs-dir", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--nproc", type=int, default=1, help="GPUs per run: print torchrun commands when > 1")
@@ -576,19 +660,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the commands here: finished runs are skipped, unfinished ones resumed; "
                         "each run logs to <run folder>/run.log")
     p.add_argument("--parallel", type=int, default=1, help="with --run: runs at once (default 1: one after the other)")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead of the table: LDRLD on ResNet32x4 -> ResNet8x4 with each part switched off "
+                        "(pair weights, whole top-k group, RNTK, local term, k, ranking), one run folder each")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides added to every run")
 
     p = _subparser(subs, "demo", cmd_demo,
-                   "a few-minute CPU demo on the built-in data: teacher, vanilla, KD, DKD, LDRLD",
-                   f"example:\n  {PROG} demo            (writes runs/demo/results.md and curves.png)\n"
-                   f"  {PROG} demo --quick    (seconds; a smoke test, numbers mean nothing)\n"
-                   f"  {PROG} demo --seeds 5   (seeds 0..4: mean ± std over more seeds)")
+                   "a few-minute CPU demo on the built-in data: one teacher; vanilla, KD, DKD, LDRLD students",
+                   f"example:\n  {PROG} demo              (5 seeds; writes runs/demo/results.md and curves.png)\n"
+                   f"  {PROG} demo --quick      (seconds; a smoke test, numbers mean nothing)\n"
+                   f"  {PROG} demo --seed 40 --seeds 5   (seeds 40..44: the same experiment on other seeds)\n"
+                   f"  {PROG} demo --make-teacher        (train the shipped teacher again: ldrld_mini/demo_teacher.pt)")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: finishes in seconds (for tests)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
-    p.add_argument("--retrain-teacher", action="store_true", help="ignore the cached teacher and train it again")
+    p.add_argument("--retrain-teacher", action="store_true",
+                   help="train the teacher into <out>/teacher instead of using the shipped one")
+    p.add_argument("--make-teacher", action="store_true",
+                   help="train the teacher from scratch and write the teacher file (the shipped one by default)")
+    p.add_argument("--teacher-file", default=None, help="with --make-teacher: where to write it")
     p.add_argument("--seeds", type=int, default=None,
-                   help="how many seeds (default 3; 2 with --quick): each trains its own teacher and students")
+                   help="how many student seeds (default 5; 2 with --quick); the teacher is the same for all")
     p.add_argument("--seed", type=int, default=None,
                    help="the first seed (default 0): seeds are --seed, --seed+1, ...")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-epoch lines or progress bars")

@@ -22,7 +22,7 @@ from .runfolder import RUN_FILES, RunFileError, read_json, read_jsonl, read_yaml
 __all__ = [
     "Run", "Group", "Scan", "load_run", "load_runs", "scan_runs", "group_runs", "results_table",
     "unfinished_table", "failed_table", "format_results", "epoch_curves", "group_curves", "mean_std",
-    "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS",
+    "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS", "t_quantile", "mean_interval",
 ]
 
 GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
@@ -244,6 +244,44 @@ def mean_std(values: list[float]) -> tuple[float, float]:
         return math.nan, math.nan
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.fmean(values), std
+
+
+def _t_two_sided(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with an integer `df` >= 1 (the closed form of Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2:  # odd: (2/pi) (theta + sin cos (1 + 2/3 c^2 + 2*4/(3*5) c^4 + ... up to c^(df-3)))
+        term, series = 1.0, (1.0 if df > 1 else 0.0)
+        for j in range(1, (df - 1) // 2):
+            term *= c2 * (2 * j) / (2 * j + 1)
+            series += term
+        return 2.0 / math.pi * (theta + math.sin(theta) * math.cos(theta) * series)
+    term, series = 1.0, 1.0  # even: sin (1 + 1/2 c^2 + 1*3/(2*4) c^4 + ... up to c^(df-2))
+    for j in range(1, df // 2):
+        term *= c2 * (2 * j - 1) / (2 * j)
+        series += term
+    return math.sin(theta) * series
+
+
+def t_quantile(level: float, df: int) -> float:
+    """The two-sided critical value of Student's t: P(|T| < t) = level (t_quantile(0.95, 4) = 2.776...)."""
+    if not 0 < level < 1 or int(df) != df or df < 1:
+        raise ValueError(f"t_quantile(level={level!r}, df={df!r}): level must lie in (0, 1) and df be an integer >= 1")
+    lo, hi = 0.0, 1.0
+    while _t_two_sided(hi, int(df)) < level:
+        hi *= 2.0
+    for _ in range(200):  # bisection to float precision
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _t_two_sided(mid, int(df)) < level else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its `level` confidence interval (t distribution, n - 1 df; nan for n < 2)."""
+    mean, std = mean_std(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, t_quantile(level, len(values) - 1) * std / math.sqrt(len(values))
 
 
 # keys that never split a group: the run-time keys, the seed (averaged over) and how a run was watched

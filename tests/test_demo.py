@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from ldrld_mini.cli import main
-from ldrld_mini.demo import (DEMO, METHODS, QUICK, _cached, confusion, demo_configs, format_demo_table, read_curve,
-                             relations, run_demo, summarise)
+from ldrld_mini.demo import (DEMO, METHODS, QUICK, TEACHER_FILE, _cached, comparisons, confusion, demo_configs,
+                             format_comparisons, format_demo_table, packaged_teacher, read_curve, relations, run_demo,
+                             summarise, val_logits, verdict)
+from ldrld_mini.results import mean_interval, t_quantile
 from ldrld_mini.models import build_model
 
 
@@ -34,25 +36,66 @@ def test_summarise_pairs_gains_by_seed():
     assert s["kd"]["seconds"] == 5.0 and s["kd"]["model"] == "resnet8"
 
 
-def test_summarise_one_seed_has_zero_spread():
+def test_summarise_one_seed_has_zero_spread_and_no_interval():
     s = summarise([_row("vanilla", 3, 40.0, 40.0), _row("ldrld", 3, 42.5, 41.0)])
     assert (s["ldrld"]["gain_best_mean"], s["ldrld"]["gain_best_std"], s["vanilla"]["best_std"]) == (2.5, 0.0, 0.0)
+    assert all(math.isnan(x) for x in s["ldrld"]["gain_best_ci"]) and verdict(*s["ldrld"]["gain_best_ci"]) == "not resolved"
+
+
+@pytest.mark.parametrize("df, value", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (5, 2.5706), (9, 2.2622), (30, 2.0423)])
+def test_t_quantile_matches_the_printed_tables(df, value):
+    assert t_quantile(0.95, df) == pytest.approx(value, abs=1e-4)
+
+
+def test_t_quantile_bad_arguments_name_them():
+    for level, df in ((1.0, 3), (0.95, 0), (0.95, 2.5)):
+        with pytest.raises(ValueError, match="level="):
+            t_quantile(level, df)
+
+
+def test_gain_interval_is_the_t_interval_of_the_paired_differences():
+    gains = [3.0, 5.0, 4.0, 6.0, 2.0]
+    rows = [_row("vanilla", k, 40.0 + k, 40.0) for k in range(5)] + [
+        _row("kd", k, 40.0 + k + g, 40.0 - g) for k, g in enumerate(gains)]
+    s = summarise(rows)
+    half = 2.7764451 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, 4) * sample std / sqrt(n), by hand
+    assert s["kd"]["gain_best"] == gains and s["kd"]["gain_best_ci"] == pytest.approx((4.0 - half, 4.0 + half))
+    assert s["kd"]["gain_last_ci"] == pytest.approx((-4.0 - half, -4.0 + half))
+    assert verdict(*s["kd"]["gain_best_ci"]) == "> 0" and verdict(*s["kd"]["gain_last_ci"]) == "< 0"
+    assert mean_interval(gains)[1] == pytest.approx(half)
+    table = format_demo_table(s)
+    assert f"| kd | resnet8 | 5 | 46.0 ± 2.1 | 36.0 ± 1.6 | +4.0 [{4 - half:+.1f}, {4 + half:+.1f}] | > 0 |" in table
+
+
+def test_comparisons_pair_the_distillers_by_seed():
+    rows = []
+    for k in range(4):
+        rows += [_row("vanilla", k, 30.0, 30.0), _row("kd", k, 35.0 + k, 35.0), _row("dkd", k, 36.0 + k, 36.0),
+                 _row("ldrld", k, 35.0 + k + (k % 2) * 2 - 1, 35.0)]
+    cmp = {(c["a"], c["b"]): c for c in comparisons(summarise(rows))}
+    assert set(cmp) == {("kd", "dkd"), ("kd", "ldrld"), ("dkd", "ldrld")}
+    assert cmp[("kd", "dkd")]["diffs"] == [-1.0] * 4 and cmp[("kd", "dkd")]["verdict"] == "< 0"  # zero spread
+    assert cmp[("kd", "ldrld")]["diffs"] == [1.0, -1.0, 1.0, -1.0] and cmp[("kd", "ldrld")]["verdict"] == "not resolved"
+    text = format_comparisons(summarise(rows))
+    assert "| kd − dkd | -1.0 ± 0.0 | [-1.0, -1.0] | < 0 |" in text and "| dkd − ldrld |" in text
 
 
 def test_format_demo_table_rows_and_order():
     rows = [_row(m, k, 40.0 + i + k, 39.0 + i) for i, m in enumerate(("vanilla", "ldrld", "kd")) for k in (0, 1)]
     table = format_demo_table(summarise(rows))
     lines = table.splitlines()
-    assert lines[0].startswith("| method | model | seeds | best top-1 | last top-1 | best − vanilla")
+    assert lines[0].startswith("| method | model | runs | best top-1 | last top-1 | best − vanilla [95 % CI]")
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["vanilla", "kd", "ldrld"]  # METHODS order
-    assert "| kd | resnet8 | 2 | 42.50 ± 0.71 | 41.00 ± 0.00 | +2.00 ± 0.00 | +2.00 ± 0.00 |" in table
-    assert "| vanilla | resnet8 | 2 | 40.50 ± 0.71 | 39.00 ± 0.00 | – | – |" in table
+    assert "| kd | resnet8 | 2 | 42.5 ± 0.7 | 41.0 ± 0.0 | +2.0 [+2.0, +2.0] | > 0 | +2.0 [+2.0, +2.0] |" in table
+    assert "| vanilla | resnet8 | 2 | 40.5 ± 0.7 | 39.0 ± 0.0 | – | – | – |" in table
 
 
 def test_demo_configs_same_budget_for_every_student_and_the_paper_values(tmp_path):
     configs = demo_configs(DEMO, 4, tmp_path / "teacher")
     assert configs["teacher"].schedule.warmup_epochs == 0 and configs["teacher"].model.student == DEMO.teacher
     assert configs["teacher"].schedule.epochs == DEMO.teacher_epochs
+    assert configs["teacher"].train.seed == DEMO.teacher_seed  # one teacher, whatever the students' seed
+    assert configs["teacher"].data.options["train_per_class"] == DEMO.teacher_train_per_class
     for method in METHODS:  # the same budget, schedule, data and seed for every student
         cfg = configs[method]
         assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.optim.lr, cfg.train.seed, cfg.model.student) == (
@@ -67,8 +110,14 @@ def test_demo_configs_same_budget_for_every_student_and_the_paper_values(tmp_pat
     assert (configs["dkd"].loss["alpha"], configs["dkd"].loss["beta"]) == (1.0, 8.0)
 
 
+def test_demo_configs_pass_per_method_overrides(tmp_path):
+    configs = demo_configs(QUICK, 0, tmp_path / "t.pt", overrides={"ldrld": ["loss.rank_by=teacher", "loss.k=3"]})
+    assert configs["ldrld"].loss["rank_by"] == "teacher" and configs["ldrld"].loss["k"] == 3
+    assert "rank_by" not in configs["kd"].loss and configs["kd"].model.teacher_checkpoint == str(tmp_path / "t.pt")
+
+
 def test_demo_defaults_several_seeds_and_a_larger_teacher():
-    assert len(DEMO.seeds) >= 3 and len(set(DEMO.seeds)) == len(DEMO.seeds)
+    assert len(DEMO.seeds) >= 5 and len(set(DEMO.seeds)) == len(DEMO.seeds)
     count = lambda name: sum(p.numel() for p in build_model(name, num_classes=DEMO.num_classes).parameters())
     assert count(DEMO.teacher) > 2 * count(DEMO.student)
     assert DEMO.student_epochs <= DEMO.teacher_epochs and DEMO.teacher_lr >= DEMO.lr
@@ -111,21 +160,58 @@ def test_demo_quick_end_to_end_through_the_cli(capsys, tmp_path):
     out, err = capsys.readouterr()
     assert code == 0, err
     results = (out_dir / "results.md").read_text()
-    assert "seeds [3, 4]" in results and "Mean ± std over the seeds" in results
+    assert "seeds [3, 4]" in results and "95 % t interval" in results and "| kd − dkd |" in results
     for method in ("teacher", *METHODS):
         assert f"| {method} |" in results and f"| {method} |" in out
     record = json.loads((out_dir / "results.json").read_text())
-    assert record["settings"]["seeds"] == [3, 4] and len(record["runs"]) == 10
+    assert record["settings"]["seeds"] == [3, 4] and len(record["runs"]) == 1 + 2 * len(METHODS)  # one teacher
     assert record["summary"]["ldrld"]["seeds"] == [3, 4] and len(record["summary"]["ldrld"]["gain_best"]) == 2
+    assert record["summary"]["teacher"]["seeds"] == [QUICK.teacher_seed]
     assert (out_dir / "curves.png").stat().st_size > 1000
+    assert packaged_teacher(QUICK) is None  # QUICK has no shipped teacher: it was trained once into <out>/teacher
+    assert (out_dir / "teacher" / "best.pt").is_file() and not (out_dir / "seed3" / "teacher").exists()
     for seed in (3, 4):
-        assert (out_dir / f"seed{seed}" / "teacher" / "best.pt").is_file()
-        configs = demo_configs(QUICK, seed, out_dir / f"seed{seed}" / "teacher", cache_dir=out_dir / "data")
-        assert _cached(configs["teacher"], out_dir / f"seed{seed}" / "teacher")  # a second demo reuses the teacher
-        assert not _cached(configs["vanilla"], out_dir / f"seed{seed}" / "teacher")
+        configs = demo_configs(QUICK, seed, out_dir / "teacher", cache_dir=out_dir / "data")
+        assert _cached(configs["teacher"], out_dir / "teacher")  # a second demo reuses the teacher
+        assert configs["kd"].model.teacher_checkpoint == str(out_dir / "teacher")
     assert main(["demo", "--quick", "--quiet", "--threads", "1", "--out", str(out_dir), "--seed", "3",
                  "--seeds", "1"]) == 0
     assert "cached in" in capsys.readouterr().out
+
+
+def test_make_teacher_file_writes_a_file_the_demo_recognises(capsys, tmp_path):
+    path = tmp_path / "quick_teacher.pt"
+    assert main(["demo", "--quick", "--quiet", "--threads", "1", "--out", str(tmp_path / "w"), "--make-teacher",
+                 "--teacher-file", str(path)]) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert packaged_teacher(QUICK, path) == path and packaged_teacher(DEMO, path) is None  # keyed by its settings
+    saved = torch.load(path, weights_only=True)
+    assert json.loads(saved["demo_teacher"]) == QUICK.teacher_key() and 0 <= saved["accuracy"] <= 100
+    model = build_model(QUICK.teacher, num_classes=QUICK.num_classes)
+    model.load_state_dict(saved["model"])  # strict: the whole state dict of the teacher
+    logits, labels = val_logits(model.eval(), QUICK)
+    assert 100.0 * float((logits.argmax(1) == labels).double().mean()) == pytest.approx(saved["accuracy"], abs=1e-9)
+
+
+def test_a_foreign_or_corrupt_teacher_file_is_not_used(tmp_path):
+    corrupt, foreign = tmp_path / "corrupt.pt", tmp_path / "foreign.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    torch.save({"model": build_model("resnet8", num_classes=10).state_dict(), "accuracy": 50.0}, foreign)
+    assert packaged_teacher(QUICK, corrupt) is None and packaged_teacher(QUICK, foreign) is None
+    assert packaged_teacher(QUICK, tmp_path / "missing.pt") is None
+
+
+def test_the_shipped_teacher_is_demo_s_and_as_accurate_as_it_says():
+    """The one checkpoint in git: DEMO's teacher, regenerated by `ldrld-mini demo --make-teacher`."""
+    assert TEACHER_FILE.is_file() and TEACHER_FILE.stat().st_size < 2_000_000
+    assert packaged_teacher(DEMO) == TEACHER_FILE
+    saved = torch.load(TEACHER_FILE, weights_only=True)
+    model = build_model(DEMO.teacher, num_classes=DEMO.num_classes)
+    model.load_state_dict(saved["model"])
+    logits, labels = val_logits(model.eval(), DEMO)
+    top1 = 100.0 * float((logits.argmax(1) == labels).double().mean())
+    # a few of the 1000 val images may flip on another CPU's rounding; far more is another teacher
+    assert top1 == pytest.approx(saved["accuracy"], abs=1.0) and top1 >= 70.0
 
 
 @pytest.mark.parametrize("argv, text", [(["--seeds", "0"], "--seeds 0"), (["--seed", "-2"], "--seed -2")])
