@@ -156,6 +156,72 @@ def test_reproduce_imagenet_torchrun_and_plan(capsys):
             "--student resnet18 --method ldrld --seed 0") in out
 
 
+ABLATION_FOLDERS = {  # override -> the run folder name that says the variant
+    "loss.pair_weighting=irw": "pair_weighting-irw", "loss.pair_weighting=erd": "pair_weighting-erd",
+    "loss.pair_weighting=uniform": "pair_weighting-uniform", "loss.whole_group=false": "no_whole_group",
+    "loss.beta=0": "no_rntk", "loss.alpha=0": "no_local", "loss.k=3": "k3", "loss.k=5": "k5", "loss.k=9": "k9",
+    "loss.rank_by=teacher": "rank_by-teacher"}
+
+
+def ablation_commands(capsys, *extra):
+    code, out, err = run_main(capsys, "reproduce", "cifar100", "--ablation", "--seeds", "0", "1", *extra)
+    assert code == 0, err
+    return [line for line in out.splitlines() if line and not line.startswith("#")], out
+
+
+def test_reproduce_ablation_prints_one_run_folder_per_variant(capsys):
+    commands, out = ablation_commands(capsys, "optim.lr=0.1")
+    assert len(commands) == 2 * 11 and "# then: ldrld-mini results runs/cifar100_ablation" in out
+    prefix = "ldrld-mini distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 --method ldrld --seed "
+    assert all(c.startswith(prefix) and c.endswith("optim.lr=0.1") for c in commands)
+    for override in ABLATION_FOLDERS:  # each variant once per seed
+        assert sum(f" {override} " in c for c in commands) == 2, override
+    run_dirs = [re.search(r"--run-dir (\S+)", c).group(1) for c in commands]
+    assert len(set(run_dirs)) == len(commands)
+    for command, run_dir in zip(commands, run_dirs):
+        overrides = [o for o in ABLATION_FOLDERS if f" {o} " in command]
+        assert len(overrides) <= 1, command  # one part switched off at a time
+        variant = ABLATION_FOLDERS[overrides[0]] if overrides else "full"
+        seed = re.search(r"--seed (\d+)", command).group(1)
+        assert Path(run_dir) == Path("runs/cifar100_ablation/resnet32x4-resnet8x4") / variant / f"seed{seed}"
+
+
+def test_reproduce_ablation_run_runs_exactly_the_printed_commands(capsys, monkeypatch):
+    """--run hands `run_many` the same runs, in the same folders with the same configs, as the printed commands."""
+    import shlex
+
+    import ldrld_mini.cli as cli
+    import ldrld_mini.train.multirun as multirun
+
+    commands, _ = ablation_commands(capsys, "--fast", "optim.lr=0.1")
+    started = []
+    monkeypatch.setattr(cli, "_missing_teacher_files", lambda specs: {})  # no CRD teacher files in the tests
+    monkeypatch.setattr(multirun, "run_many", lambda specs, parallel: started.extend(specs) or [])
+    code, _, err = run_main(capsys, "reproduce", "cifar100", "--ablation", "--seeds", "0", "1", "--fast", "--run",
+                            "optim.lr=0.1")
+    assert code == 0, err
+    assert len(started) == len(commands)
+    for spec, command in zip(started, commands):
+        args = cli.build_parser().parse_args(shlex.split(command)[1:])
+        cfg = cli._config_from_args(args, method=args.method, teacher=args.teacher, student=args.student)
+        assert Path(args.run_dir) == Path(spec.run_dir) and cfg == spec.config(), command
+    assert {spec.config().loss.get("pair_weighting") for spec in started} == {None, "irw", "erd", "uniform"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "imagenet", "--ablation"], "--ablation is defined for cifar100 only"),
+    (["reproduce", "cifar100", "--ablation", "--methods", "kd"], "--ablation runs LDRLD only"),
+    (["reproduce", "cifar100", "--ablation", "loss.k=4"], "sets a key the ablation varies"),
+    (["distill", "--recipe", "cifar100", "--teacher", "resnet32x4", "--student", "resnet8x4", "--method", "ldrld",
+      "loss.pair_weighting=idw"], "loss.pair_weighting='idw' must be one of ['adw', 'irw', 'erd', 'uniform']"),
+    (["distill", "--recipe", "cifar100", "--teacher", "resnet32x4", "--student", "resnet8x4", "--method", "ldrld",
+      "loss.whole_group=2"], "loss.whole_group=2 must be true or false"),
+])
+def test_ablation_mistakes_exit_2_naming_the_key(capsys, argv, message):
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
 def test_reproduce_run_skips_finished_and_resumes(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # run folders are relative to the working directory
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # the worker processes import the package

@@ -19,6 +19,10 @@ LOSSES = {
     "ldrld (einops)": lambda s, t, y: ldrld_loss(s, t, y, impl="einops").total,
     "ldrld (teacher-ranked, sum, k = C full_kd)": lambda s, t, y: ldrld_loss(
         s, t, y, k=s.shape[1], rank_by="teacher", reduction="sum", remaining_at_full_k="full_kd").total,
+    "ldrld (fast, uniform pairs, no whole group)": lambda s, t, y: ldrld_loss(
+        s, t, y, pair_weighting="uniform", whole_group=False).total,
+    "ldrld (einops, irw, no whole group)": lambda s, t, y: ldrld_loss(
+        s, t, y, pair_weighting="irw", whole_group=False, impl="einops").total,
     "kd": lambda s, t, y: kd_loss(s, t, y).total,
     "dkd": lambda s, t, y: dkd_loss(s, t, y, epoch=3).total,
     "ce module": lambda s, t, y: build_loss("ce")(s, t, y).total,

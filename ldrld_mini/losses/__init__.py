@@ -7,6 +7,7 @@ from .common import CEParts, ce_loss
 from .dkd import DKDLoss, DKDParts, dkd_loss, target_non_target_kl
 from .kd import KDLoss, KDParts, kd_divergence, kd_loss
 from .ldrld import (
+    PAIR_WEIGHTINGS,
     LDRLDLoss,
     LossParts,
     group_kl,
@@ -20,7 +21,7 @@ from .ldrld import (
     remaining_non_target_kl,
     top_k_decouple,
 )
-from .weights import adw, adw_matrix, erd, irw, pair_positions, pair_weights
+from .weights import adw, adw_matrix, erd, irw, pair_positions, pair_weights, rank_weight
 
 
 class CELoss(nn.Module):
@@ -60,8 +61,8 @@ def list_losses() -> list[str]:
 
 __all__ = [
     "CELoss", "CEParts", "DKDLoss", "DKDParts", "KDLoss", "KDParts", "LDRLDLoss", "LOSSES", "LossParts",
-    "adw", "adw_matrix", "build_loss", "ce_loss", "dkd_loss", "erd", "group_kl", "irw", "kd_divergence",
-    "kd_loss", "ldrld_loss", "ldrld_parts_fast", "ldrld_terms_einops", "ldrld_terms_fast", "list_losses", "llki_weight",
-    "local_reduction", "pair_positions", "pair_weights", "pairwise_kl", "remaining_non_target_kl",
-    "target_non_target_kl", "top_k_decouple",
+    "PAIR_WEIGHTINGS", "adw", "adw_matrix", "build_loss", "ce_loss", "dkd_loss", "erd", "group_kl", "irw",
+    "kd_divergence", "kd_loss", "ldrld_loss", "ldrld_parts_fast", "ldrld_terms_einops", "ldrld_terms_fast",
+    "list_losses", "llki_weight", "local_reduction", "pair_positions", "pair_weights", "pairwise_kl", "rank_weight",
+    "remaining_non_target_kl", "target_non_target_kl", "top_k_decouple",
 ]

@@ -24,11 +24,13 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .common import ce_loss, check_logits, check_temperature, compute_dtype, kl_rows
-from .weights import DELTA, EPSILON, LAMBDA, adw, check_k, pair_positions, pair_weights
+from .weights import (DELTA, EPSILON, LAMBDA, PAIR_WEIGHTINGS, check_k, check_pair_weighting, pair_positions,
+                      pair_weights, rank_weight)
 
 RANK_BY = ("student", "teacher")
 REDUCTIONS = ("mean", "sum")
 REMAINING_AT_FULL_K = ("zero", "full_kd")  # the remaining term at k = C: the formula's 0 / the public code's KD
+WHOLE_GROUP = (True, False)  # the whole-top-k group (LLKI) in the local term, or the C(k,2) pairs alone
 
 
 class LossParts(NamedTuple):
@@ -112,22 +114,34 @@ def check_remaining_at_full_k(value: str) -> None:
         )
 
 
-def llki_weight(k: int, epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA) -> float:
-    """Weight of the whole-top-k group: 1, except k = 2 where the public code gives it the pair's ADW."""
-    return adw(1, 2, epsilon, delta, lam) if k == 2 else 1.0
+def check_whole_group(value) -> None:
+    """Raise a ValueError unless `value` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"whole_group must be one of {WHOLE_GROUP}, got {value!r}; True keeps the whole-top-k "
+                         "group (the paper's LLKI), False leaves the C(k,2) pairs alone.")
 
 
-def local_reduction(pair_terms: Tensor, group_term: Tensor, weights: Tensor, group_weight: float = 1.0,
+def llki_weight(k: int, epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
+                pair_weighting: str = "adw") -> float:
+    """Weight of the whole-top-k group: 1, except k = 2, where the group is the single pair again and gets
+    that pair's weight under `pair_weighting` (the public code's rule: its ADW by default)."""
+    return rank_weight(1, 2, pair_weighting, epsilon, delta, lam) if k == 2 else 1.0
+
+
+def local_reduction(pair_terms: Tensor, group_term: Tensor | None, weights: Tensor, group_weight: float = 1.0,
                     reduction: str = "mean") -> Tensor:
     """Combine per-sample pair KLs (B, P) and the top-k group KL (B,) into the scalar local term.
 
     `mean` divides by the number of groups C(k,2) + 1 as the public code; `sum` is the paper's formula.
+    `group_term=None` leaves the group out (`whole_group=False`): the mean then runs over the C(k,2) pairs.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
-    per_sample = pair_terms @ weights + group_weight * group_term  # (B,)
+    per_sample = pair_terms @ weights  # (B,)
+    if group_term is not None:
+        per_sample = per_sample + group_weight * group_term
     if reduction == "mean":
-        per_sample = per_sample / (pair_terms.shape[1] + 1)
+        per_sample = per_sample / (pair_terms.shape[1] + (group_term is not None))
     return per_sample.mean()
 
 
@@ -137,15 +151,17 @@ def local_reduction(pair_terms: Tensor, group_term: Tensor, weights: Tensor, gro
 def ldrld_terms_einops(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7,
                        temperature: float = 4.0, rank_by: str = "student", reduction: str = "mean",
                        epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
-                       remaining_at_full_k: str = "zero"):
+                       remaining_at_full_k: str = "zero", pair_weighting: str = "adw", whole_group: bool = True):
     """The unweighted `(ldrld, rntk)` terms assembled from the named pieces."""
+    check_pair_weighting(pair_weighting)
+    check_whole_group(whole_group)
     dtype = compute_dtype(logits_student)
     zs, zt = logits_student.to(dtype), logits_teacher.detach().to(dtype)
     index, zs_top, zt_top = top_k_decouple(zs, zt, k, rank_by)  # (B, k) each
     pairs = pairwise_kl(zs_top, zt_top, temperature)  # (B, P)
-    whole = group_kl(zs_top, zt_top, temperature)  # (B,)
-    weights = pair_weights(k, epsilon, delta, lam, dtype=dtype, device=zs.device)  # (P,)
-    local = local_reduction(pairs, whole, weights, llki_weight(k, epsilon, delta, lam), reduction)
+    whole = group_kl(zs_top, zt_top, temperature) if whole_group else None  # (B,)
+    weights = pair_weights(k, epsilon, delta, lam, dtype=dtype, device=zs.device, pair_weighting=pair_weighting)
+    local = local_reduction(pairs, whole, weights, llki_weight(k, epsilon, delta, lam, pair_weighting), reduction)
     rntk = remaining_non_target_kl(zs, zt, index, temperature, remaining_at_full_k).mean()
     return local, rntk
 
@@ -157,11 +173,11 @@ def ldrld_terms_einops(logits_student: Tensor, logits_teacher: Tensor, *, k: int
 # - student and teacher top-k logits are stacked, (2, B, k): each step below runs once for both models;
 # - the C(k,2) pair differences come from one small matmul, `top @ D`, D (k, P) holding +1/-1 (exact:
 #   every product is by +-1 or 0); a pair's binary KL is CE(p_t, sigma(d_s)) - CE(p_t, sigma(d_t)): one
-#   `binary_cross_entropy_with_logits` over the stack with signed ADW weights gives the weighted sum;
+#   `binary_cross_entropy_with_logits` over the stack with signed pair weights gives the weighted sum;
 # - the remaining term is a log-softmax of the scaled logits with FILL scattered at the top-k; its teacher
 #   softmax serves the value and the gradient (softmax is cheaper than exp of a log-softmax on CPUs);
 # - CE, the local and the remaining terms and the total are one node whose backward writes the gradient
-#   of `total` in a handful of in-place ops; the ADW weights and 1/B, T, T^2, alpha are folded into cached
+#   of `total` in a handful of in-place ops; the pair weights and 1/B, T, T^2, alpha are folded into cached
 #   constant tensors; nothing is read back to the host.
 # FILL: exp(FILL - max) is exactly 0 in float32 and float64, so the remaining classes get bit for bit the
 # softmax over them alone (the public code's -1000 is exact only while |logits| / T << 1000), and
@@ -176,7 +192,7 @@ class _Plan(NamedTuple):
     """The constants of one call: cached tensors and folded python factors."""
 
     diff: Tensor  # (k, P): column p is e_a - e_b of pair p = (a, b); top @ diff = all pair differences
-    pair_value: Tensor  # (2, 1, P): +-w_p T^2 / (B groups): BCE(student) - BCE(teacher), ADW-weighted
+    pair_value: Tensor  # (2, 1, P): +-w_p T^2 / (B groups): BCE(student) - BCE(teacher), pair-weighted
     pair_grad: Tensor  # (2, P, k): +-diag(w_p T / (B groups)) @ diff.T: sigma(d) of both models -> top-k
     whole_grad: Tensor  # (2, 1, 1): +-w_whole T / (B groups): softmax of both models -> top-k
     total_pair_grad: Tensor  # alpha / total_factor * pair_grad (the gradient of `total`)
@@ -188,6 +204,7 @@ class _Plan(NamedTuple):
     rest_grad: float  # T / B
     ce_scale: float  # 1 / B
     rest_mode: str  # "mask" (k < C), "all" (k = C, remaining_at_full_k="full_kd"), "zero" (k = C)
+    whole_group: bool  # False: no whole-top-k group (its value and gradient are not computed)
     classes: int
     ce_weight: float
     alpha: float
@@ -198,9 +215,10 @@ _PLANS: dict = {}
 
 
 def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remaining_at_full_k, dtype, device,
-          ce_weight=1.0, alpha=1.0, beta=1.0) -> _Plan:
+          ce_weight=1.0, alpha=1.0, beta=1.0, pair_weighting="adw", whole_group=True) -> _Plan:
     key = (k, classes, batch, float(temperature), reduction, float(epsilon), float(delta), float(lam),
-           remaining_at_full_k, dtype, str(device), float(ce_weight), float(alpha), float(beta))
+           remaining_at_full_k, dtype, str(device), float(ce_weight), float(alpha), float(beta), pair_weighting,
+           bool(whole_group))
     plan = _PLANS.get(key)
     if plan is not None:
         return plan
@@ -210,9 +228,10 @@ def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remain
     diff[first, torch.arange(pairs)] = 1.0
     diff[second, torch.arange(pairs)] = -1.0
     t = float(temperature)
-    per_group = 1.0 / (batch * (pairs + 1 if reduction == "mean" else 1))
-    weights = pair_weights(k, epsilon, delta, lam, dtype=torch.float64) * per_group  # (P,)
-    whole = llki_weight(k, epsilon, delta, lam) * per_group
+    groups = pairs + 1 if whole_group else pairs
+    per_group = 1.0 / (batch * (groups if reduction == "mean" else 1))
+    weights = pair_weights(k, epsilon, delta, lam, dtype=torch.float64, pair_weighting=pair_weighting) * per_group
+    whole = llki_weight(k, epsilon, delta, lam, pair_weighting) * per_group if whole_group else 0.0
     pair_grad = (weights * t)[:, None] * diff.T  # (P, k)
     pair_grad = torch.stack([pair_grad, -pair_grad])  # (2, P, k): student +, teacher -
     whole_grad = torch.tensor([whole * t, -whole * t], dtype=torch.float64).view(2, 1, 1)
@@ -223,8 +242,8 @@ def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remain
     to_total = float(alpha) / factor
     plan = _Plan(diff.to(**on), signed.to(**on), pair_grad.to(**on), whole_grad.to(**on),
                  (pair_grad * to_total).to(**on), (whole_grad * to_total).to(**on), whole * t * t, factor, t,
-                 t * t / batch, t / batch, 1.0 / batch, rest_mode, classes, float(ce_weight), float(alpha),
-                 float(beta))
+                 t * t / batch, t / batch, 1.0 / batch, rest_mode, bool(whole_group), classes, float(ce_weight),
+                 float(alpha), float(beta))
     if len(_PLANS) >= 256:
         _PLANS.clear()
     _PLANS[key] = plan
@@ -247,10 +266,13 @@ class _LDRLDFused(torch.autograd.Function):
         sigma = torch.sigmoid(d)  # (2, B, P): p_t is sigma[1]; sigma[0] serves the gradient
         pairs = F.binary_cross_entropy_with_logits(d, sigma[1].expand_as(d), weight=plan.pair_value,
                                                    reduction="sum")
-        # the whole top-k (LLKI)
-        log_q = top.log_softmax(dim=2)  # (2, B, k)
-        log_qs, log_qt = log_q.unbind(0)
-        local = torch.add(pairs, F.kl_div(log_qs, log_qt, reduction="sum", log_target=True), alpha=plan.whole_value)
+        # the whole top-k (LLKI), unless switched off
+        log_q, local = None, pairs
+        if plan.whole_group:
+            log_q = top.log_softmax(dim=2)  # (2, B, k)
+            log_qs, log_qt = log_q.unbind(0)
+            local = torch.add(pairs, F.kl_div(log_qs, log_qt, reduction="sum", log_target=True),
+                              alpha=plan.whole_value)
         # remaining: softmax over the classes outside the top-k (all of them for the public k = C case)
         r_t = None
         if plan.rest_mode == "zero":
@@ -302,7 +324,7 @@ def _fused_gradient(saved, plan, ce_scale, pair_grad, whole_grad, local_scale, r
 
     Each scale is a float, a 0-d tensor or None (that part left out); the top-k part is
     `(sigma(d_s) - p_t) @ pair_grad + whole_grad (q_s - q_t)` (pair_grad, whole_grad signed per model and
-    summed over the stack), scattered to the top-k classes.
+    summed over the stack; the whole_grad part only with the whole-top-k group), scattered to the top-k classes.
     """
     logits, index, target, sigma, log_q, u_rest, r_t = saved
     grad = None
@@ -320,7 +342,10 @@ def _fused_gradient(saved, plan, ce_scale, pair_grad, whole_grad, local_scale, r
         else:
             grad.add_(u_rest.softmax(dim=1), alpha=rest_scale).sub_(r_t, alpha=rest_scale)
     if local_scale is not None:
-        top = torch.baddbmm(log_q.exp().mul_(whole_grad), sigma, pair_grad).sum(0)  # (2, B, k) -> (B, k)
+        if log_q is None:  # whole_group=False
+            top = torch.bmm(sigma, pair_grad).sum(0)  # (2, B, k) -> (B, k)
+        else:
+            top = torch.baddbmm(log_q.exp().mul_(whole_grad), sigma, pair_grad).sum(0)  # (2, B, k) -> (B, k)
         if isinstance(local_scale, Tensor) or local_scale != 1.0:
             top.mul_(local_scale)
         if grad is None:
@@ -338,7 +363,7 @@ def _add_scaled(grad, x, scale):
 
 
 def _fused(logits_student, logits_teacher, target, *, k, temperature, rank_by, reduction, epsilon, delta, lam,
-           remaining_at_full_k, ce_weight=1.0, alpha=1.0, beta=1.0):
+           remaining_at_full_k, ce_weight=1.0, alpha=1.0, beta=1.0, pair_weighting="adw", whole_group=True):
     """Run `_LDRLDFused` on the computation dtype (checks done by the caller)."""
     dtype = compute_dtype(logits_student)
     zs = logits_student if logits_student.dtype == dtype else logits_student.to(dtype)
@@ -346,7 +371,7 @@ def _fused(logits_student, logits_teacher, target, *, k, temperature, rank_by, r
     if target is not None and target.dtype != torch.int64:
         target = target.long()
     plan = _plan(k, zs.shape[1], zs.shape[0], temperature, reduction, epsilon, delta, lam, remaining_at_full_k,
-                 dtype, zs.device, ce_weight, alpha, beta)
+                 dtype, zs.device, ce_weight, alpha, beta, pair_weighting, whole_group)
     need_grad = torch.is_grad_enabled() and zs.requires_grad
     return _LDRLDFused.apply(zs, zt, target, rank_by == "teacher", k, plan, need_grad)
 
@@ -354,45 +379,47 @@ def _fused(logits_student, logits_teacher, target, *, k, temperature, rank_by, r
 def ldrld_terms_fast(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7,
                      temperature: float = 4.0, rank_by: str = "student", reduction: str = "mean",
                      epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
-                     remaining_at_full_k: str = "zero"):
+                     remaining_at_full_k: str = "zero", pair_weighting: str = "adw", whole_group: bool = True):
     """The unweighted `(ldrld, rntk)` terms from one fused autograd node (same values as einops)."""
-    _check_options(rank_by, reduction, remaining_at_full_k)
+    _check_options(rank_by, reduction, remaining_at_full_k, pair_weighting, whole_group)
     check_k(k, logits_student.shape[1])
+    options = dict(k=k, temperature=temperature, rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta,
+                   lam=lam, remaining_at_full_k=remaining_at_full_k, pair_weighting=pair_weighting,
+                   whole_group=whole_group)
     if k > PAIR_MATRIX_MAX_K:
-        return ldrld_terms_einops(logits_student, logits_teacher, k=k, temperature=temperature, rank_by=rank_by,
-                                  reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                                  remaining_at_full_k=remaining_at_full_k)
-    _, _, local, rest = _fused(logits_student, logits_teacher, None, k=k, temperature=temperature,
-                               rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                               remaining_at_full_k=remaining_at_full_k)
+        return ldrld_terms_einops(logits_student, logits_teacher, **options)
+    _, _, local, rest = _fused(logits_student, logits_teacher, None, **options)
     return local, rest
 
 
 def ldrld_parts_fast(logits_student: Tensor, logits_teacher: Tensor, target: Tensor, *, k: int = 7,
                      temperature: float = 4.0, alpha: float = 10.5, beta: float = 7.0, ce_weight: float = 1.0,
                      rank_by: str = "student", reduction: str = "mean", epsilon: float = EPSILON,
-                     delta: float = DELTA, lam: float = LAMBDA, remaining_at_full_k: str = "zero") -> LossParts:
+                     delta: float = DELTA, lam: float = LAMBDA, remaining_at_full_k: str = "zero",
+                     pair_weighting: str = "adw", whole_group: bool = True) -> LossParts:
     """`ldrld_loss(..., impl="fast")` without its input checks: one fused node for CE, both terms and total.
 
     For callers that checked the inputs and options once (the fast training path); same numbers, bit for bit.
     """
+    options = dict(k=k, temperature=temperature, rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta,
+                   lam=lam, remaining_at_full_k=remaining_at_full_k, pair_weighting=pair_weighting,
+                   whole_group=whole_group)
     if k > PAIR_MATRIX_MAX_K:
-        local, rntk = ldrld_terms_fast(logits_student, logits_teacher, k=k, temperature=temperature, rank_by=rank_by,
-                                       reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                                       remaining_at_full_k=remaining_at_full_k)
+        local, rntk = ldrld_terms_fast(logits_student, logits_teacher, **options)
         ce = ce_loss(logits_student, target)
         return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
-    return LossParts(*_fused(logits_student, logits_teacher, target, k=k, temperature=temperature, rank_by=rank_by,
-                             reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                             remaining_at_full_k=remaining_at_full_k, ce_weight=ce_weight, alpha=alpha, beta=beta))
+    return LossParts(*_fused(logits_student, logits_teacher, target, ce_weight=ce_weight, alpha=alpha, beta=beta,
+                             **options))
 
 
-def _check_options(rank_by, reduction, remaining_at_full_k) -> None:
+def _check_options(rank_by, reduction, remaining_at_full_k, pair_weighting="adw", whole_group=True) -> None:
     if rank_by not in RANK_BY:
         raise ValueError(f"rank_by must be one of {RANK_BY}, got {rank_by!r}; the paper ranks by the student.")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     check_remaining_at_full_k(remaining_at_full_k)
+    check_pair_weighting(pair_weighting)
+    check_whole_group(whole_group)
 
 
 IMPLEMENTATIONS = {"fast": ldrld_terms_fast, "einops": ldrld_terms_einops}
@@ -417,6 +444,8 @@ def ldrld_loss(
     delta: float = DELTA,
     lam: float = LAMBDA,
     remaining_at_full_k: str = "zero",
+    pair_weighting: str = "adw",
+    whole_group: bool = True,
     impl: str = "fast",
 ) -> LossParts:
     """LDRLD loss `ce_weight * CE + alpha * L_local + beta * L_rntk` -> LossParts(total, ce, ldrld, rntk).
@@ -428,22 +457,25 @@ def ldrld_loss(
     `remaining_at_full_k`: the remaining term at k = C, where no class remains: `"zero"` (default, the
     formula) or `"full_kd"` (the public code, whose mask then selects nothing: plain full-softmax KD over all
     C classes). Below k = C the option changes nothing.
+    Ablation switches: `pair_weighting` weighs each pair by `"adw"` (default, IRW * ERD), `"irw"`, `"erd"` or
+    `"uniform"` (1); the whole-top-k group keeps weight 1 (at k = 2: the single pair's weight under that
+    choice). `whole_group=False` drops the group, and `"mean"` then divides by the C(k,2) pairs alone.
     Nothing is read back to the host (see `common.check_logits`); `impl="fast"` is one autograd node
     holding CE, both terms and the total.
     """
     check_logits(logits_student, logits_teacher, target)
     check_k(k, logits_student.shape[1])
     check_temperature(temperature)
-    _check_options(rank_by, reduction, remaining_at_full_k)
+    _check_options(rank_by, reduction, remaining_at_full_k, pair_weighting, whole_group)
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {tuple(IMPLEMENTATIONS)}, got {impl!r}.")
+    options = dict(k=k, temperature=temperature, rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta,
+                   lam=lam, remaining_at_full_k=remaining_at_full_k, pair_weighting=pair_weighting,
+                   whole_group=whole_group)
     if impl == "fast" and k <= PAIR_MATRIX_MAX_K:
-        return ldrld_parts_fast(logits_student, logits_teacher, target, k=k, temperature=temperature, alpha=alpha,
-                                beta=beta, ce_weight=ce_weight, rank_by=rank_by, reduction=reduction,
-                                epsilon=epsilon, delta=delta, lam=lam, remaining_at_full_k=remaining_at_full_k)
-    local, rntk = IMPLEMENTATIONS[impl](logits_student, logits_teacher, k=k, temperature=temperature,
-                                        rank_by=rank_by, reduction=reduction, epsilon=epsilon,
-                                        delta=delta, lam=lam, remaining_at_full_k=remaining_at_full_k)
+        return ldrld_parts_fast(logits_student, logits_teacher, target, alpha=alpha, beta=beta, ce_weight=ce_weight,
+                                **options)
+    local, rntk = IMPLEMENTATIONS[impl](logits_student, logits_teacher, **options)
     ce = ce_loss(logits_student, target)
     return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
 
@@ -456,7 +488,8 @@ class LDRLDLoss(nn.Module):
     def __init__(self, k: int = 7, temperature: float = 4.0, alpha: float = 10.5, beta: float = 7.0,
                  ce_weight: float = 1.0, rank_by: str = "student", reduction: str = "mean",
                  epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
-                 remaining_at_full_k: str = "zero", impl: str = "fast"):
+                 remaining_at_full_k: str = "zero", pair_weighting: str = "adw", whole_group: bool = True,
+                 impl: str = "fast"):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise ValueError(f"k must be an integer >= 2, got {k!r}; the paper's default is 7.")
@@ -466,9 +499,12 @@ class LDRLDLoss(nn.Module):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
         check_remaining_at_full_k(remaining_at_full_k)
+        check_pair_weighting(pair_weighting)
+        check_whole_group(whole_group)
         self.options = dict(k=k, temperature=temperature, alpha=alpha, beta=beta, ce_weight=ce_weight,
                             rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta, lam=lam,
-                            remaining_at_full_k=remaining_at_full_k, impl=impl)
+                            remaining_at_full_k=remaining_at_full_k, pair_weighting=pair_weighting,
+                            whole_group=whole_group, impl=impl)
 
     def forward(self, logits_student, logits_teacher, target, epoch=None) -> LossParts:
         return ldrld_loss(logits_student, logits_teacher, target, **self.options)

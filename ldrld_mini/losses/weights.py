@@ -14,6 +14,7 @@ from torch import Tensor
 EPSILON = 1.5  # IRW offset
 DELTA = 2.0  # ERD scale
 LAMBDA = 0.05  # ERD decay rate
+PAIR_WEIGHTINGS = ("adw", "irw", "erd", "uniform")  # IRW * ERD (the paper), IRW alone, ERD alone, all 1
 
 
 def irw(rank_a, rank_b, epsilon: float = EPSILON):
@@ -33,6 +34,28 @@ def erd(rank_a, rank_b, delta: float = DELTA, lam: float = LAMBDA):
 def adw(rank_a, rank_b, epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA):
     """Adaptive Decay Weight `IRW * ERD` of the pair of 1-based ranks (R, R')."""
     return irw(rank_a, rank_b, epsilon) * erd(rank_a, rank_b, delta, lam)
+
+
+def rank_weight(rank_a, rank_b, pair_weighting: str = "adw", epsilon: float = EPSILON, delta: float = DELTA,
+                lam: float = LAMBDA):
+    """Weight of the pair of 1-based ranks (R, R') under `pair_weighting`: ADW, IRW, ERD or 1 ("uniform")."""
+    check_pair_weighting(pair_weighting)
+    if pair_weighting == "adw":
+        return adw(rank_a, rank_b, epsilon, delta, lam)
+    if pair_weighting == "irw":
+        return irw(rank_a, rank_b, epsilon)
+    if pair_weighting == "erd":
+        return erd(rank_a, rank_b, delta, lam)
+    if isinstance(rank_a, Tensor) or isinstance(rank_b, Tensor):
+        return torch.ones_like(irw(rank_a, rank_b, epsilon))  # the shape and dtype the other weightings give
+    return 1.0
+
+
+def check_pair_weighting(value) -> None:
+    """Raise a ValueError unless `value` is one of `PAIR_WEIGHTINGS`."""
+    if not isinstance(value, str) or value not in PAIR_WEIGHTINGS:
+        raise ValueError(f"pair_weighting must be one of {PAIR_WEIGHTINGS}, got {value!r}; 'adw' (IRW * ERD) is the "
+                         "paper's, 'irw' / 'erd' keep one factor, 'uniform' weighs every pair 1.")
 
 
 def check_k(k: int, num_classes: int) -> None:
@@ -64,10 +87,10 @@ def pair_positions(k: int, device=None) -> tuple[Tensor, Tensor]:
 
 
 def pair_weights(k: int, epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
-                 dtype=torch.float32, device=None) -> Tensor:
-    """ADW of every pair of `pair_positions(k)`, shape (C(k,2),)."""
+                 dtype=torch.float32, device=None, pair_weighting: str = "adw") -> Tensor:
+    """Weight (ADW by default, see `rank_weight`) of every pair of `pair_positions(k)`, shape (C(k,2),)."""
     a, b = pair_positions(k)
-    w = adw(a.double() + 1, b.double() + 1, epsilon, delta, lam)  # (P,) from 1-based ranks
+    w = rank_weight(a.double() + 1, b.double() + 1, pair_weighting, epsilon, delta, lam)  # (P,) from 1-based ranks
     return w.to(dtype=dtype, device=device)
 
 

@@ -203,10 +203,12 @@ def _validate_optim(cfg: Config) -> None:
 
 
 LOSS_WEIGHTS = ("alpha", "beta", "ce_weight", "kd_weight")  # loss terms' weights: >= 0
+PAIR_WEIGHTINGS = ("adw", "irw", "erd", "uniform")  # = losses.PAIR_WEIGHTINGS (tested), without importing torch
 
 
 def _validate_loss(loss: dict) -> None:
-    """Loss numbers finite; temperature > 0; weights >= 0; k an integer >= 2; warmup an integer >= 0."""
+    """Loss numbers finite; temperature > 0; weights >= 0; k an integer >= 2; warmup an integer >= 0;
+    LDRLD's ablation switches: pair_weighting one of PAIR_WEIGHTINGS, whole_group true or false."""
     for key, value in loss.items():
         if _is_number(value) and not math.isfinite(value):
             raise ValueError(f"loss.{key}={value!r} must be a finite number.")
@@ -223,6 +225,12 @@ def _validate_loss(loss: dict) -> None:
     warmup = loss.get("warmup")
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
         raise ValueError(f"loss.warmup={warmup!r} must be an integer >= 0 (epochs of the DKD ramp).")
+    if "pair_weighting" in loss and loss["pair_weighting"] not in PAIR_WEIGHTINGS:
+        raise ValueError(f"loss.pair_weighting={loss['pair_weighting']!r} must be one of {list(PAIR_WEIGHTINGS)} "
+                         "(adw = IRW * ERD, the paper's; irw or erd alone; uniform: every pair weighs 1).")
+    if "whole_group" in loss and not isinstance(loss["whole_group"], bool):
+        raise ValueError(f"loss.whole_group={loss['whole_group']!r} must be true or false (false drops the "
+                         "whole-top-k group from LDRLD's local term).")
 
 
 SEED_LIMIT = 2**32  # numpy's seed range; torch and the data order accept it too

@@ -109,7 +109,9 @@ class FastLoss:
             return ldrld_parts_fast(ls, lt, y, **{key: value for key, value in o.items() if key != "impl"})
         local, rntk = ldrld_terms_fast(ls, lt, k=o["k"], temperature=o["temperature"], rank_by=o["rank_by"],
                                        reduction=o["reduction"], epsilon=o["epsilon"], delta=o["delta"],
-                                       lam=o["lam"], remaining_at_full_k=o.get("remaining_at_full_k", "zero"))
+                                       lam=o["lam"], remaining_at_full_k=o.get("remaining_at_full_k", "zero"),
+                                       pair_weighting=o.get("pair_weighting", "adw"),
+                                       whole_group=o.get("whole_group", True))
         ce = ce_loss(ls, y)
         return LossParts(o["ce_weight"] * ce + o["alpha"] * local + o["beta"] * rntk, ce, local, rntk)
 
