@@ -26,7 +26,7 @@ if [ -z "${LDRLD_COMMIT:-}" ] && git rev-parse --short HEAD >/dev/null 2>&1; the
 fi
 export LDRLD_COMMIT=${LDRLD_COMMIT:-unknown}
 
-BUDGET=460  # seconds for all phases together
+BUDGET=${LDRLD_GPU_BUDGET:-460}  # seconds for all phases together (LDRLD_GPU_BUDGET lowers it to fit a lease)
 START=$(date +%s)
 : > "$OUT/status.txt"
 

@@ -77,10 +77,31 @@ def _pair_positions(k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(first), tuple(second)
 
 
+def _on_accelerator(device) -> bool:
+    """True for a device other than the CPU (where building a constant means a blocking host-to-device copy)."""
+    return device is not None and torch.device(device).type != "cpu"
+
+
+@lru_cache(maxsize=64)
+def _cached_constant(builder, *args):
+    """One copy per (builder, arguments, device) of a constant tensor off the CPU: read-only, never modify it."""
+    return builder(*args)
+
+
 def pair_positions(k: int, device=None) -> tuple[Tensor, Tensor]:
-    """0-based top-k positions `(a, b)`, `a < b`, of all C(k, 2) pairs in recursive-peeling order."""
+    """0-based top-k positions `(a, b)`, `a < b`, of all C(k, 2) pairs in recursive-peeling order.
+
+    On a GPU the tensors are built once per (k, device) and shared (a fresh copy each call would wait for a
+    host-to-device transfer); treat them as read-only.
+    """
     if k < 2:
         raise ValueError(f"k must be at least 2 to form a pair, got {k!r}.")
+    if _on_accelerator(device):
+        return _cached_constant(_build_pair_positions, k, torch.device(device))
+    return _build_pair_positions(k, device)
+
+
+def _build_pair_positions(k: int, device) -> tuple[Tensor, Tensor]:
     first, second = _pair_positions(k)
     return (torch.tensor(first, dtype=torch.long, device=device),
             torch.tensor(second, dtype=torch.long, device=device))
@@ -88,7 +109,16 @@ def pair_positions(k: int, device=None) -> tuple[Tensor, Tensor]:
 
 def pair_weights(k: int, epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
                  dtype=torch.float32, device=None, pair_weighting: str = "adw") -> Tensor:
-    """Weight (ADW by default, see `rank_weight`) of every pair of `pair_positions(k)`, shape (C(k,2),)."""
+    """Weight (ADW by default, see `rank_weight`) of every pair of `pair_positions(k)`, shape (C(k,2),).
+
+    On a GPU the result is built once per arguments and device and shared: treat it as read-only."""
+    if _on_accelerator(device):
+        return _cached_constant(_build_pair_weights, k, epsilon, delta, lam, dtype, torch.device(device),
+                                pair_weighting)
+    return _build_pair_weights(k, epsilon, delta, lam, dtype, device, pair_weighting)
+
+
+def _build_pair_weights(k, epsilon, delta, lam, dtype, device, pair_weighting) -> Tensor:
     a, b = pair_positions(k)
     w = rank_weight(a.double() + 1, b.double() + 1, pair_weighting, epsilon, delta, lam)  # (P,) from 1-based ranks
     return w.to(dtype=dtype, device=device)
