@@ -22,29 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-# (row name, method, extra overrides, what it changes): every LDRLD row changes one thing of the "full" row
-ROWS = [
-    ("vanilla", "vanilla", [], "cross-entropy only"),
-    ("kd", "kd", [], "KD (T 4, CE 0.1 + KD 0.9)"),
-    ("dkd", "dkd", [], "DKD (α 1, β 8, T 4)"),
-    ("full", "ldrld", [], "LDRLD at the paper's settings: k 7, α 10.5, β 7, ADW, whole group, student's ranking"),
-    ("no-local", "ldrld", ["loss.alpha=0"], "no local term (α = 0)"),
-    ("no-rntk", "ldrld", ["loss.beta=0"], "no remaining term (β = 0)"),
-    ("teacher-rank", "ldrld", ["loss.rank_by=teacher"], "top-k ranked by the teacher"),
-    ("k3", "ldrld", ["loss.k=3"], "k = 3"),
-    ("k5", "ldrld", ["loss.k=5"], "k = 5"),
-    ("k9", "ldrld", ["loss.k=9"], "k = 9"),
-    ("scale0.3", "ldrld", ["loss.alpha=3.15", "loss.beta=2.1"], "α, β × 0.3"),
-    ("scale0.1", "ldrld", ["loss.alpha=1.05", "loss.beta=0.7"], "α, β × 0.1"),
-    ("warmup0", "ldrld", ["schedule.warmup_epochs=0"], "no lr warm-up"),
-    ("warmup2", "ldrld", ["schedule.warmup_epochs=2"], "lr warm-up over 2 epochs (of 4)"),
-    ("irw", "ldrld", ["loss.pair_weighting=irw"], "pair weights IRW alone"),
-    ("erd", "ldrld", ["loss.pair_weighting=erd"], "pair weights ERD alone"),
-    ("uniform", "ldrld", ["loss.pair_weighting=uniform"], "every pair weight 1"),
-    ("no-group", "ldrld", ["loss.whole_group=false"], "no whole-top-k group"),
-]
-
-
 def run_row(name: str, method: str, extra: list[str], seeds, out: Path, teacher: Path) -> list[dict]:
     """Train (or reuse) one row on every seed; its per-seed results."""
     from ldrld_mini.demo import DEMO, _run_one, demo_configs
@@ -58,44 +35,16 @@ def run_row(name: str, method: str, extra: list[str], seeds, out: Path, teacher:
     return results
 
 
-def paired(values: dict[int, float], base: dict[int, float]) -> dict:
-    """Mean ± std of `values` and of its per-seed difference to `base`, with the 95 % t interval."""
-    from ldrld_mini.demo import verdict
-    from ldrld_mini.results import mean_interval, mean_std
-
-    seeds = sorted(set(values) & set(base))
-    diffs = [values[k] - base[k] for k in seeds]
-    mean, half = mean_interval(diffs)
-    return {"mean": mean_std(list(values.values()))[0], "std": mean_std(list(values.values()))[1],
-            "gain": mean, "lo": mean - half, "hi": mean + half, "verdict": verdict(mean - half, mean + half),
-            "diffs": diffs}
-
-
-def table(rows: dict[str, dict[int, float]], what: dict[str, str]) -> str:
-    """Markdown: each row's best top-1 (mean ± std), its gain over vanilla and over full LDRLD, both with CIs."""
-    lines = ["| row | what changes | best top-1 | − vanilla [95 % CI] | resolves | − full LDRLD [95 % CI] | resolves |",
-             "|---|---|---|---|---|---|---|"]
-    for name, values in rows.items():
-        v = paired(values, rows["vanilla"])
-        cells = [f"{v['mean']:.1f} ± {v['std']:.1f}"]
-        cells += (["–", "–"] if name == "vanilla" else [f"{v['gain']:+.1f} [{v['lo']:+.1f}, {v['hi']:+.1f}]", v["verdict"]])
-        if "full" in rows and name not in ("vanilla", "full"):
-            f = paired(values, rows["full"])
-            cells += [f"{f['gain']:+.1f} [{f['lo']:+.1f}, {f['hi']:+.1f}]", f["verdict"]]
-        else:
-            cells += ["–", "–"]
-        lines.append(f"| {name} | {what[name]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/study")
-    p.add_argument("--rows", nargs="+", default=None, help=f"rows to run (default all): {[r[0] for r in ROWS]}")
+    p.add_argument("--rows", nargs="+", default=None, help="rows to run (default all; ldrld_mini.demo.STUDY_ROWS)")
     args = p.parse_args(argv)
-    known = [r[0] for r in ROWS]
+    from ldrld_mini.demo import STUDY_ROWS
+
+    known = [r[0] for r in STUDY_ROWS]
     wanted = known if args.rows is None else ["vanilla"] + [r for r in args.rows if r != "vanilla"]
     unknown = [r for r in wanted if r not in known]
     if unknown:
@@ -103,7 +52,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ldrld_mini.demo import DEMO, prepare_teacher
+    from ldrld_mini.demo import DEMO, prepare_teacher, study_table
     from ldrld_mini.rounding import rounding_path, set_threads
 
     set_threads(args.threads)
@@ -113,12 +62,12 @@ def main(argv=None) -> int:
     print(f"study: seeds {args.seeds}, {rounding_path()}, torch {torch.__version__}, teacher {teacher} "
           f"(val top-1 {teacher_row['best_top1']:.1f})", flush=True)
     best: dict[str, dict[int, float]] = {}
-    what = {r[0]: r[3] for r in ROWS}
-    for name, method, extra, _ in ROWS:
+    for name, method, extra, _ in STUDY_ROWS:
         if name in wanted:
-            best[name] = {r["seed"]: r["best_top1"] for r in run_row(name, method, extra, args.seeds, out, teacher)}
+            best[name] = {r["seed"]: r["best_top1"] for r in run_row(name, method, list(extra), args.seeds, out,
+                                                                     teacher)}
     elapsed = time.perf_counter() - start
-    text = table(best, what)
+    text = study_table(best)
     header = (f"Built-in experiment study: {DEMO.teacher} → {DEMO.student}, {DEMO.num_classes} classes, seeds "
               f"{args.seeds}, {rounding_path()}, torch {torch.__version__}, {elapsed / 60:.1f} min")
     print("\n" + header + "\n\n" + text, flush=True)

@@ -21,7 +21,8 @@ from ldrld_mini.results import Curve, mean_std
 
 __all__ = ["DemoSettings", "DEMO", "QUICK", "METHODS", "TEACHER_FILE", "run_demo", "demo_configs", "summarise",
            "format_demo_table", "format_comparisons", "comparisons", "read_curve", "load_trained", "val_logits",
-           "relations", "confusion", "plot_seed_curves", "packaged_teacher", "make_teacher_file", "prepare_teacher"]
+           "relations", "confusion", "plot_seed_curves", "packaged_teacher", "make_teacher_file", "prepare_teacher",
+           "STUDY_ROWS", "measured", "paired_against", "study_table", "plot_study", "verdict"]
 
 METHODS = ("vanilla", "kd", "dkd", "ldrld")
 DISTILLERS = METHODS[1:]
@@ -435,6 +436,90 @@ def _report(s: DemoSettings, configs: dict, table: str, versus: str, total: floa
             f"seed, with the 95 % t interval of its mean; 'resolves' says whether that interval excludes 0.\n\n"
             f"{table}\n\nBetween the distillation methods (paired by seed):\n\n{versus}\n\n"
             f"Settings: {dataclasses.asdict(s)}\n\nLoss options (synthetic recipe): {losses}\n")
+
+
+# ---------------------------------------------------------------- the study: LDRLD's parts, one change at a time
+# (row name, method, overrides, what it changes): every LDRLD row changes one thing of the "full" row
+STUDY_ROWS = (
+    ("vanilla", "vanilla", (), "cross-entropy only"),
+    ("kd", "kd", (), "KD (T 4, CE 0.1 + KD 0.9)"),
+    ("dkd", "dkd", (), "DKD (α 1, β 8, T 4)"),
+    ("full", "ldrld", (), "LDRLD as published: k 7, α 10.5, β 7, ADW, whole group, student's ranking"),
+    ("no-local", "ldrld", ("loss.alpha=0",), "no local term (α = 0)"),
+    ("no-rntk", "ldrld", ("loss.beta=0",), "no remaining term (β = 0)"),
+    ("teacher-rank", "ldrld", ("loss.rank_by=teacher",), "top-k ranked by the teacher"),
+    ("k3", "ldrld", ("loss.k=3",), "k = 3"),
+    ("k5", "ldrld", ("loss.k=5",), "k = 5"),
+    ("k9", "ldrld", ("loss.k=9",), "k = 9"),
+    ("scale0.3", "ldrld", ("loss.alpha=3.15", "loss.beta=2.1"), "α, β × 0.3"),
+    ("scale0.1", "ldrld", ("loss.alpha=1.05", "loss.beta=0.7"), "α, β × 0.1"),
+    ("warmup0", "ldrld", ("schedule.warmup_epochs=0",), "no lr warm-up"),
+    ("warmup2", "ldrld", ("schedule.warmup_epochs=2",), "lr warm-up over 2 epochs (of 4)"),
+    ("irw", "ldrld", ("loss.pair_weighting=irw",), "pair weights: IRW alone"),
+    ("erd", "ldrld", ("loss.pair_weighting=erd",), "pair weights: ERD alone"),
+    ("uniform", "ldrld", ("loss.pair_weighting=uniform",), "every pair weight 1"),
+    ("no-group", "ldrld", ("loss.whole_group=false",), "no whole-top-k group"),
+)
+STUDY_WHAT = {name: what for name, _, _, what in STUDY_ROWS}
+MEASURED_FILE = Path(__file__).with_name("demo_measured.json")  # the committed multi-seed tables (notebook 09)
+
+
+def measured() -> dict:
+    """The committed measurements of the built-in experiment: {'robustness': ..., 'study': ...} (README)."""
+    return json.loads(MEASURED_FILE.read_text())
+
+
+def paired_against(values: dict, base: dict) -> dict:
+    """`values` and `base` map seed -> top-1: mean ± std of `values`, and its per-seed difference to `base`
+    with the 95 % t interval and verdict."""
+    from ldrld_mini.results import mean_interval
+
+    seeds = sorted(set(values) & set(base), key=int)
+    diffs = [values[k] - base[k] for k in seeds]
+    mean, half = mean_interval(diffs)
+    top, spread = mean_std(list(values.values()))
+    return {"mean": top, "std": spread, "gain": mean, "lo": mean - half, "hi": mean + half,
+            "verdict": verdict(mean - half, mean + half), "diffs": diffs}
+
+
+def study_table(best: dict) -> str:
+    """Markdown: each study row's best top-1 (mean ± std), its paired gain over vanilla and over full LDRLD."""
+    lines = ["| row | what changes | best top-1 | − vanilla [95 % CI] | resolves | − full LDRLD [95 % CI] | resolves |",
+             "|---|---|---|---|---|---|---|"]
+    for name, values in best.items():
+        v = paired_against(values, best["vanilla"])
+        cells = [f"{v['mean']:.1f} ± {v['std']:.1f}"]
+        cells += ["–", "–"] if name == "vanilla" else [f"{_signed(v['gain'])} {_ci(v['lo'], v['hi'])}", v["verdict"]]
+        if "full" in best and name not in ("vanilla", "full"):
+            f = paired_against(values, best["full"])
+            cells += [f"{_signed(f['gain'])} {_ci(f['lo'], f['hi'])}", f["verdict"]]
+        else:
+            cells += ["–", "–"]
+        lines.append(f"| {name} | {STUDY_WHAT.get(name, name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_study(best: dict, *, title: str = "each change to LDRLD, paired by seed"):
+    """Horizontal bars: every LDRLD row's mean paired difference to full LDRLD with its 95 % interval."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n in best if n not in ("vanilla", "kd", "dkd", "full")]
+    stats = [paired_against(best[n], best["full"]) for n in names]
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(names) + 1.2))
+    y = list(range(len(names)))[::-1]
+    colors = ["tab:green" if s["verdict"] == "> 0" else "tab:red" if s["verdict"] == "< 0" else "tab:gray"
+              for s in stats]
+    ax.barh(y, [s["gain"] for s in stats], color=colors, alpha=0.6)
+    ax.errorbar([s["gain"] for s in stats], y, xerr=[[s["gain"] - s["lo"] for s in stats],
+                                                       [s["hi"] - s["gain"] for s in stats]],
+                fmt="none", ecolor="black", capsize=3, linewidth=1)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, [f"{n}: {STUDY_WHAT.get(n, n)}" for n in names], fontsize=8)
+    ax.set_xlabel("best top-1 minus full LDRLD's, same seed (points; bar: mean, line: 95 % CI)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------- what the students learned (notebook 09)

@@ -12,7 +12,8 @@ import torch
 from ldrld_mini.cli import main
 from ldrld_mini.demo import (DEMO, METHODS, QUICK, TEACHER_FILE, _cached, comparisons, confusion, demo_configs,
                              format_comparisons, format_demo_table, packaged_teacher, read_curve, relations, run_demo,
-                             summarise, val_logits, verdict)
+                             summarise, val_logits, verdict, STUDY_ROWS, measured, paired_against, plot_study,
+                             study_table)
 from ldrld_mini.results import mean_interval, t_quantile
 from ldrld_mini.models import build_model
 
@@ -219,3 +220,27 @@ def test_demo_cli_bad_seed_options_exit_2(capsys, tmp_path, argv, text):
     code = main(["demo", "--quick", "--out", str(tmp_path), *argv])
     _, err = capsys.readouterr()
     assert code == 2 and text in err and "Traceback" not in err
+
+
+def test_study_table_pairs_every_row_with_vanilla_and_full_ldrld():
+    best = {"vanilla": {"0": 20.0, "1": 22.0, "2": 21.0}, "full": {"0": 30.0, "1": 33.0, "2": 30.0},
+            "k3": {"0": 31.0, "1": 34.0, "2": 31.0}, "no-local": {"0": 30.5, "1": 31.0, "2": 31.5}}
+    table = study_table(best)
+    assert "| k3 | k = 3 | 32.0 ± 1.7 | +11.0 [+8.5, +13.5] | > 0 | +1.0 [+1.0, +1.0] | > 0 |" in table
+    assert "| full | LDRLD as published" in table and "| vanilla | cross-entropy only | 21.0 ± 1.0 | – | – | – | – |" in table
+    d = paired_against(best["no-local"], best["full"])
+    assert d["diffs"] == [0.5, -2.0, 1.5] and d["verdict"] == "not resolved"
+    assert [r[0] for r in STUDY_ROWS][:4] == ["vanilla", "kd", "dkd", "full"]
+    assert all(method == "ldrld" for _, method, _, _ in STUDY_ROWS[3:])
+    fig = plot_study(best)
+    assert len(fig.axes[0].patches) == 2  # one bar per LDRLD variant (k3, no-local)
+
+
+def test_the_committed_measurements_are_what_the_notebook_and_readme_quote():
+    m = measured()
+    for name, path in m["robustness"]["paths"].items():
+        s = summarise(path["runs"])
+        assert set(s) == {"teacher", *METHODS} and len(s["ldrld"]["seeds"]) >= 5, name
+        assert all(s[k]["best_std"] <= 3.0 for k in METHODS), name  # the spread target on every path
+    study = m["study"]["best"]
+    assert set(study) == {r[0] for r in STUDY_ROWS} and all(len(v) >= 5 for v in study.values())
