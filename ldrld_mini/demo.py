@@ -70,6 +70,12 @@ class DemoSettings:
 DEMO = DemoSettings(num_classes=100, train_per_class=50, val_per_class=10, image_size=16, teacher="resnet20",
                     student="resnet8", teacher_epochs=16, student_epochs=4, batch_size=64, lr=0.05,
                     teacher_lr=0.05, warmup_epochs=1, teacher_train_per_class=200)
+# The experiment before this one (one teacher per seed there; here one shared teacher): 20 classes of 30 images,
+# students 30 epochs at lr 0.02 with a 2-epoch warm-up. The study looks back at it (benchmarks/bench_demo_study.py
+# --setting previous), to see why LDRLD at the paper's weights failed there.
+PREVIOUS = DemoSettings(num_classes=20, train_per_class=30, val_per_class=30, image_size=16, teacher="resnet20",
+                        student="resnet8", teacher_epochs=40, student_epochs=30, batch_size=64, lr=0.02,
+                        teacher_lr=0.05, warmup_epochs=2)
 QUICK = DemoSettings(num_classes=10, train_per_class=6, val_per_class=4, image_size=16, teacher="resnet14",
                      student="resnet8", teacher_epochs=2, student_epochs=1, batch_size=32, lr=0.05,
                      warmup_epochs=0, seeds=(0, 1))
@@ -482,8 +488,11 @@ def paired_against(values: dict, base: dict) -> dict:
             "verdict": verdict(mean - half, mean + half), "diffs": diffs}
 
 
-def study_table(best: dict) -> str:
-    """Markdown: each study row's best top-1 (mean ± std), its paired gain over vanilla and over full LDRLD."""
+def study_table(best: dict, what: dict | None = None) -> str:
+    """Markdown: each study row's best top-1 (mean ± std), its paired gain over vanilla and over full LDRLD.
+
+    `what` adds descriptions for rows that are not in STUDY_ROWS."""
+    what = {**STUDY_WHAT, **(what or {})}
     lines = ["| row | what changes | best top-1 | − vanilla [95 % CI] | resolves | − full LDRLD [95 % CI] | resolves |",
              "|---|---|---|---|---|---|---|"]
     for name, values in best.items():
@@ -495,14 +504,15 @@ def study_table(best: dict) -> str:
             cells += [f"{_signed(f['gain'])} {_ci(f['lo'], f['hi'])}", f["verdict"]]
         else:
             cells += ["–", "–"]
-        lines.append(f"| {name} | {STUDY_WHAT.get(name, name)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {what.get(name, name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_study(best: dict, *, title: str = "each change to LDRLD, paired by seed"):
+def plot_study(best: dict, *, title: str = "each change to LDRLD, paired by seed", what: dict | None = None):
     """Horizontal bars: every LDRLD row's mean paired difference to full LDRLD with its 95 % interval."""
     import matplotlib.pyplot as plt
 
+    what = {**STUDY_WHAT, **(what or {})}
     names = [n for n in best if n not in ("vanilla", "kd", "dkd", "full")]
     stats = [paired_against(best[n], best["full"]) for n in names]
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(names) + 1.2))
@@ -514,7 +524,7 @@ def plot_study(best: dict, *, title: str = "each change to LDRLD, paired by seed
                                                        [s["hi"] - s["gain"] for s in stats]],
                 fmt="none", ecolor="black", capsize=3, linewidth=1)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, [f"{n}: {STUDY_WHAT.get(n, n)}" for n in names], fontsize=8)
+    ax.set_yticks(y, [f"{n}: {what.get(n, n)}" for n in names], fontsize=8)
     ax.set_xlabel("best top-1 minus full LDRLD's, same seed (points; bar: mean, line: 95 % CI)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
