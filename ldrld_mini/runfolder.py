@@ -1,7 +1,7 @@
 """The files of a run folder, read and written safely (no torch here, so `results` stays light).
 
-One lock per folder (`fcntl.flock` on `<run_dir>/.lock`, held for a run's life, released on any exit, a
-dead holder's lock taken over); reads that name the damaged file, what is wrong and the fix; atomic writes
+One lock per folder (an OS lock on `<run_dir>/.lock` through `filelock`, any OS; held for a run's life,
+released on any exit, a dead holder's lock taken over; who holds it in `.lock.holder`); reads that name the damaged file, what is wrong and the fix; atomic writes
 whose disk errors (full, read-only) name the path and leave the previous file intact.
 """
 from __future__ import annotations
@@ -16,12 +16,13 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["RUN_FILES", "LOCK_NAME", "RunFileError", "RunLockedError", "RunWriteError", "RunLock",
+__all__ = ["RUN_FILES", "LOCK_NAME", "HOLDER_NAME", "RunFileError", "RunLockedError", "RunWriteError", "RunLock",
            "read_json", "read_yaml_dict", "read_jsonl", "atomic_write_bytes", "atomic_write_text",
            "append_line", "write_error", "folder_state", "FolderState", "check_unlocked", "ensure_dir"]
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json", "failed.json")
 LOCK_NAME = ".lock"
+HOLDER_NAME = ".lock.holder"
 _REASONS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
             errno.EACCES: "permission denied", errno.EPERM: "permission denied",
             errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
@@ -244,39 +245,25 @@ def _holder_text(info: dict) -> str:
 
 
 class RunLock:
-    """An exclusive `fcntl.flock` on `<run_dir>/.lock`; `acquire()` raises RunLockedError naming the holder.
+    """An exclusive OS lock on `<run_dir>/.lock` (the `filelock` library: flock on Linux and macOS, LockFileEx
+    on Windows); `acquire()` raises RunLockedError naming the holder.
 
-    The kernel drops the lock when its process ends (even killed), so a dead holder's lock is simply taken
-    over; the file stays (deleting lock files races) and holds the live holder's pid, host and command.
+    The OS drops the lock when its process ends (even killed), so a dead holder's lock is simply taken over;
+    it is dropped too when this object is garbage-collected, so keep a reference for as long as it should hold.
+    Who holds it (pid, host, start, command) is written beside it in `.lock.holder`, removed on release; a
+    killed holder's note stays until the next holder replaces it.
     """
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK_NAME
-        self.fd: int | None = None
+        self.note = Path(run_dir) / HOLDER_NAME
+        self._lock = None
 
     def acquire(self) -> "RunLock":
-        """Take the lock (non-blocking) and write this process's pid/host into the lock file."""
-        import fcntl
-
-        if self.fd is not None:
+        """Take the lock (non-blocking) and write this process's pid/host beside it."""
+        if self._lock is not None:
             return self
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise write_error(self.path, err) from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise RunLockedError(
-                f"run folder {str(self.path.parent)!r} is in use by another run: {_holder_text(holder)}. Wait for "
-                "it to finish (or stop it), or choose another --run-dir.") from None
-        except OSError as err:  # a file system without locks (some network mounts): go on unlocked
-            import warnings
-            warnings.warn(f"cannot lock {str(self.path)!r} ({err.strerror}); a second run writing this folder "
-                          "at the same time would not be refused.", stacklevel=2)
-        self.fd = fd
+        self._lock = _take(self.path)
         self._write_holder()
         return self
 
@@ -284,21 +271,18 @@ class RunLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                 "command": _shorten(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), 160)}
         try:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, (json.dumps(info) + "\n").encode(), 0)
-        except OSError:
+            atomic_write_text(json.dumps(info) + "\n", self.note)
+        except RunWriteError:
             pass  # the lock holds even when its note cannot be written (e.g. disk full)
 
     def release(self) -> None:
-        """Empty the lock file's note and drop the lock (idempotent)."""
-        if self.fd is None:
+        """Remove the holder note and drop the lock (idempotent)."""
+        if self._lock is None:
             return
-        try:
-            os.ftruncate(self.fd, 0)
-        except OSError:
-            pass
-        os.close(self.fd)  # closing drops the flock
-        self.fd = None
+        _remove_quietly(self.note)  # before the lock goes, so a next holder's note is never removed
+        if self._lock is not _UNLOCKED:
+            self._lock.release()
+        self._lock = None
 
     def __enter__(self) -> "RunLock":
         return self.acquire()
@@ -307,10 +291,35 @@ class RunLock:
         self.release()
 
 
-def _read_holder(fd: int) -> dict:
+_UNLOCKED = object()  # stands for the lock on a file system that has none
+
+
+def _take(path: Path):
+    """A held `filelock.FileLock` on `path`, or _UNLOCKED (with a warning) where the file system cannot lock."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = _holder_text(_read_holder(path.with_name(HOLDER_NAME)))
+        raise RunLockedError(
+            f"run folder {str(path.parent)!r} is in use by another run: {holder}. Wait for it to finish (or "
+            "stop it), or choose another --run-dir.") from None
+    except (NotImplementedError, OSError) as err:
+        if isinstance(err, OSError) and err.errno in _REASONS:  # the folder is not writable, the disk is full
+            raise write_error(path, err) from err
+        import warnings
+        warnings.warn(f"cannot lock {str(path)!r} ({err}); a second run writing this folder at the same time "
+                      "would not be refused.", stacklevel=3)
+        return _UNLOCKED
+    return lock
+
+
+def _read_holder(note: Path) -> dict:
     """The JSON note of the lock's holder ({} if none or unreadable)."""
     try:
-        text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        text = note.read_text(encoding="utf-8", errors="replace")
         info = json.loads(text) if text.strip() else {}
         return info if isinstance(info, dict) else {}
     except (OSError, ValueError):
@@ -321,5 +330,6 @@ def check_unlocked(run_dir: Path) -> None:
     """RunLockedError when a live process holds `run_dir`'s lock (nothing is created when there is none)."""
     path = Path(run_dir) / LOCK_NAME
     if path.is_file():
-        RunLock(Path(run_dir)).acquire().release()
-
+        lock = _take(path)
+        if lock is not _UNLOCKED:
+            lock.release()

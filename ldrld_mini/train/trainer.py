@@ -10,6 +10,7 @@ Run folder contract (what `ldrld-mini results` reads):
     failed.json    written instead when the run diverged (a non-finite loss or weights); last.pt keeps the
                    last finite epoch
     .lock          the folder's lock (`ldrld_mini.runfolder.RunLock`), held while a run writes there
+    .lock.holder   who holds it: pid, host, start time, command (removed on release)
 
 Every file is written atomically (a .tmp renamed over it); a full or read-only disk raises RunWriteError
 naming the file, with the previous version intact. Damaged files raise RunFileError naming the file.
