@@ -1,8 +1,9 @@
 """The files of a run folder, read and written safely (no torch here, so `results` stays light).
 
 One lock per folder (an OS lock on `<run_dir>/.lock` through `filelock`, any OS; held for a run's life,
-released on any exit, a dead holder's lock taken over; who holds it in `.lock.holder`); reads that name the damaged file, what is wrong and the fix; atomic writes
-whose disk errors (full, read-only) name the path and leave the previous file intact.
+released on any exit, a dead holder's lock taken over; who holds it in `.lock.holder`); reads that name the
+damaged file, what is wrong and the fix; atomic writes whose disk errors (full, read-only) name the path and
+leave the previous file intact.
 """
 from __future__ import annotations
 

@@ -141,7 +141,8 @@ def test_a_run_without_fcntl(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f"refused: run folder {str(run_dir)!r} is in use by another run: pid " in proc.stdout
-    assert "backend: SoftFileLock" in proc.stdout and proc.stdout.strip().endswith("True") and (run_dir / "summary.json").exists()
+    assert "backend: SoftFileLock" in proc.stdout and proc.stdout.strip().endswith("True")
+    assert (run_dir / "summary.json").exists()
 
 
 class WindowsLikeLock(filelock.UnixFileLock):

@@ -64,8 +64,9 @@ def _tensorboard_writer(log_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        warnings.warn("train.tensorboard=true but tensorboard is not installed (pip install tensorboard); "
-                      "metrics still go to metrics.jsonl and metrics.csv.", stacklevel=3)
+        warnings.warn("train.tensorboard=true but tensorboard is not installed (pip install "
+                      "\"ldrld-mini[tensorboard]\" or pip install tensorboard); metrics still go to metrics.jsonl and "
+                      "metrics.csv.", stacklevel=3)
         return None
     return SummaryWriter(log_dir=str(log_dir))
 
