@@ -46,7 +46,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (UsageError, ValueError, FileNotFoundError, FileExistsError,
                                                NotADirectoryError, PermissionError)
     from ldrld_mini.runfolder import RunLockedError, RunWriteError
-    errors += (RunLockedError, RunWriteError)  # a run folder in use, a full or read-only disk
+    from ldrld_mini.versions import TorchTooOldError
+    errors += (RunLockedError, RunWriteError, TorchTooOldError)  # a folder in use, a full disk, an old torch
     try:  # unreadable / mismatching checkpoints, failed downloads and diverged runs are input problems too
         from ldrld_mini.models import CheckpointError, TeacherDownloadError
         from ldrld_mini.train.trainer import TrainingDivergedError

@@ -76,3 +76,35 @@ def test_the_extras_are_tidy():
     dev = pyproject()["project"]["optional-dependencies"]["dev"]
     assert "ldrld-mini[notebooks,test,tensorboard]" in dev and {name_of(r) for r in dev} == {"ldrld-mini", "ruff"}
     assert "-e '.[notebooks,test]'" in (ROOT / "Makefile").read_text()  # what `make test` installs
+
+
+def test_the_torch_floor_is_stated_once_and_repeated_alike():
+    from ldrld_mini.versions import TORCH_FLOOR, TORCHVISION_FLOOR
+
+    deps = pyproject()["project"]["dependencies"]
+    assert f"torch>={TORCH_FLOOR}" in deps and f"torchvision>={TORCHVISION_FLOOR}" in deps
+    env = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    assert f"- torch>={TORCH_FLOOR}\n" in env and f"- torchvision>={TORCHVISION_FLOOR}\n" in env
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`torch>={TORCH_FLOOR}` and `torchvision>={TORCHVISION_FLOOR}`" in readme
+    floors = re.findall(r"torch(?:vision)?\s*>=\s*[\d.]+", readme + env + str(deps))
+    assert set(floors) == {f"torch>={TORCH_FLOOR}", f"torchvision>={TORCHVISION_FLOOR}"}  # no other floor anywhere
+
+
+def test_below_the_floor_a_run_stops_with_one_error(monkeypatch, capsys, tmp_path):
+    import torch
+
+    from ldrld_mini.cli import main
+    from ldrld_mini.versions import TorchTooOldError, require_torch
+
+    monkeypatch.setattr(torch, "__version__", "2.3.1+cpu")
+    with pytest.raises(TorchTooOldError, match=r"the fast path needs torch >= 2\.4, but this is torch 2\.3\.1"):
+        require_torch("2.4", "the fast path")
+    code = main(["train", "--recipe", "synthetic", "--model", "resnet8", "--run-dir", str(tmp_path / "run"),
+                 "--quiet", "train.device=cpu", "schedule.epochs=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "ldrld-mini needs torch >= 2.4, but this is torch 2.3.1+cpu" in err and 'pip install --upgrade' in err
+    assert not (tmp_path / "run").exists()  # stopped before anything was written
+    monkeypatch.setattr(torch, "__version__", "2.14.1")
+    require_torch("2.4", "the fast path")

@@ -410,6 +410,9 @@ def fit(config: Config | dict, run_dir: str | os.PathLike, *, resume: bool = Fal
     pickle Python objects. The folder is locked for the run's life (RunLockedError for a second writer);
     a non-finite loss stops the run with TrainingDivergedError and a failed.json.
     """
+    from ..versions import check_torch
+
+    check_torch()  # one clear error below the floor (an install that skipped the dependency check)
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
     check_config(cfg)
     ctx = init_from_env(cfg.train.device)
