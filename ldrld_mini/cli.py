@@ -116,14 +116,20 @@ def _config_from_args(args: argparse.Namespace, *, method: str, teacher: str | N
     """Resolve the recipe with the command line's overrides (`--seed`, `--data-root`, `--device` last)."""
     from ldrld_mini.recipes import load_config
 
-    from ldrld_mini.recipes.config import SEED_LIMIT
-
     _check_recipe(args.recipe)
     for name, option in ((teacher, "--teacher"), (student, "--model" if method == "vanilla" else "--student")):
         if name is not None:
             _check_model(name, option, args.recipe)
-    if args.seed is not None and not 0 <= args.seed < SEED_LIMIT:
-        raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_LIMIT - 1}], e.g. --seed 0.")
+    return load_config(args.recipe, teacher=teacher, student=student, method=method,
+                       overrides=_option_overrides(args))
+
+
+def _option_overrides(args: argparse.Namespace) -> list[str]:
+    """The overrides, then `--seed`, `--data-root`, `--device`, `--epochs`, `--fast` as overrides (they win)."""
+    if args.seed is not None:
+        from ldrld_mini.recipes.config import SEED_LIMIT
+        if not 0 <= args.seed < SEED_LIMIT:
+            raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_LIMIT - 1}], e.g. --seed 0.")
     if args.device is not None:
         _check_device(args.device)
     overrides = list(args.overrides)
@@ -138,7 +144,7 @@ def _config_from_args(args: argparse.Namespace, *, method: str, teacher: str | N
     if args.fast:
         from ldrld_mini.train.fast import FAST_OVERRIDES
         overrides += FAST_OVERRIDES
-    return load_config(args.recipe, teacher=teacher, student=student, method=method, overrides=overrides)
+    return overrides
 
 
 def _names_run_folder(path: str | None) -> bool:
@@ -210,22 +216,84 @@ def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model with plain cross-entropy (a teacher, or the vanilla student baseline)."""
-    cfg = _config_from_args(args, method="vanilla", teacher=None, student=args.model)
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(
-        cfg.dataset, "vanilla", cfg.model.student, None, cfg.train.seed)
-    _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
-             trust_pickle=args.trust_pickle)
-    return 0
+    return _train_or_distill(args, {"--recipe": "recipe", "--model": "model"})
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """Distil the teacher into the student with KD, DKD or LDRLD."""
-    cfg = _config_from_args(args, method=args.method, teacher=args.teacher, student=args.student)
+    return _train_or_distill(args, {"--recipe": "recipe", "--teacher": "teacher", "--student": "student",
+                                    "--method": "method"})
+
+
+def _train_or_distill(args: argparse.Namespace, names: dict[str, str]) -> int:
+    """Resolve the config (--config FILE or the recipe and names, then the overrides); print it or run it."""
+    vanilla = args.command == "train"
+    if args.config:
+        cfg = _config_from_file(args, names, vanilla=vanilla)
+    else:
+        missing = [option for option, dest in names.items() if getattr(args, dest) is None]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required (or give "
+                             "--config FILE, e.g. a run folder's config.yaml).")
+        cfg = _config_from_args(args, method="vanilla" if vanilla else args.method,
+                                teacher=None if vanilla else args.teacher,
+                                student=args.model if vanilla else args.student)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(
         cfg.dataset, cfg.method, cfg.model.student, cfg.model.teacher, cfg.train.seed)
+    if args.print_config:
+        import yaml
+
+        print(f"# run folder: {run_dir}\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
     _run_one(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
              trust_pickle=args.trust_pickle)
     return 0
+
+
+CONFIG_FIX = "pass a run folder's config.yaml or a file written by --print-config"
+
+
+def _config_from_file(args: argparse.Namespace, names: dict[str, str], *, vanilla: bool):
+    """The Config in `--config FILE` with the command line's overrides on top; UsageError naming the file."""
+    from ldrld_mini.recipes import apply_overrides, parse_override
+    from ldrld_mini.recipes.config import Config
+    from ldrld_mini.runfolder import RunFileError, read_yaml_dict
+
+    path = Path(args.config)
+    if not path.exists():
+        raise UsageError(f"--config {str(path)!r} does not exist; {CONFIG_FIX}.")
+    try:
+        cfg = Config.from_dict(read_yaml_dict(path, fix=CONFIG_FIX))
+    except RunFileError as err:
+        raise UsageError(f"--config: {err}") from None
+    except (ValueError, TypeError) as err:  # unknown or missing keys, a bad value
+        raise UsageError(f"--config {str(path)!r} is not a valid config: {err}; {CONFIG_FIX}.") from None
+    if (cfg.method == "vanilla") != vanilla:
+        other = "train" if cfg.method == "vanilla" else "distill"
+        raise UsageError(f"--config {str(path)!r} holds a {cfg.method} run; run it with `{PROG} {other} --config "
+                         f"{path}`.")
+    _check_names_agree(args, names, cfg, path)
+    for name, option in ((cfg.model.teacher, "--teacher"), (cfg.model.student, "--student")):
+        if name is not None:
+            _check_model(name, f"{option} (from --config)", cfg.dataset)
+    try:
+        d = apply_overrides(cfg.to_dict(), [parse_override(o) for o in _option_overrides(args)])
+        return Config.from_dict(d)
+    except ValueError as err:
+        raise UsageError(f"{err} (on top of --config {str(path)!r})") from None
+
+
+def _check_names_agree(args: argparse.Namespace, names: dict[str, str], cfg, path: Path) -> None:
+    """UsageError when --recipe / --model / --teacher / --student / --method, given too, differ from the file."""
+    in_file = {"recipe": ("dataset", cfg.dataset), "model": ("model.student", cfg.model.student),
+               "teacher": ("model.teacher", cfg.model.teacher), "student": ("model.student", cfg.model.student),
+               "method": ("method", cfg.method)}
+    for option, dest in names.items():
+        given = getattr(args, dest)
+        key, value = in_file[dest]
+        if given is not None and given != value:
+            raise UsageError(f"{option} {given!r} disagrees with --config {str(path)!r} ({key}: {value!r}); drop "
+                             f"{option} or change the file.")
 
 
 def _parse_options(items: Sequence[str], option: str) -> dict:
@@ -451,7 +519,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(f"TABLE {args.table!r} is not a paper table; use one of {list(TABLES)}.")
     methods_given = args.methods is not None
     args.methods = list(TABLE_METHODS) if args.methods is None else args.methods
-    _collect_trailing_overrides(args)
+    _check_seeds_and_methods(args)
     if args.ablation:
         if methods_given and args.methods != ["ldrld"]:
             raise UsageError(f"--ablation runs LDRLD only; drop --methods {' '.join(args.methods)}.")
@@ -489,12 +557,8 @@ def _reproduce_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect_trailing_overrides(args: argparse.Namespace) -> None:
-    """Move KEY=VALUE words swallowed by `--seeds` / `--methods` to the overrides, then check both lists."""
-    for name in ("seeds", "methods"):
-        words = getattr(args, name)
-        args.overrides = list(args.overrides) + [w for w in words if "=" in w]
-        setattr(args, name, [w for w in words if "=" not in w])
+def _check_seeds_and_methods(args: argparse.Namespace) -> None:
+    """UsageError unless `--seeds` are integers and `--methods` table methods; the seeds become ints."""
     bad = [s for s in args.seeds if not s.lstrip("-").isdigit()]
     if bad or not args.seeds:
         raise UsageError(f"--seeds {' '.join(bad)!r} must be integers, e.g. --seeds 0 1 2.")
@@ -554,6 +618,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------------
 # parser
 
+OVERRIDE_WORD = re.compile(r"^[A-Za-z_][\w.-]*=")  # loss.alpha=8, data.options.num_classes=10, epochs=2
+
+
+class _StrayWords(Exception):
+    """Words on a command line with overrides that are neither options nor key=value (exit 2, one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser where, in a subcommand with `--set`, a bare KEY=VALUE word means `--set KEY=VALUE`.
+
+    So an override is one option wherever it stands: after a positional, after `--seeds 0 1 2` (whose
+    list it ends), between other options. A word that is the value of an option stays that option's value
+    (`--data-option num_classes=10`, `--set a=1`).
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        words = sys.argv[1:] if args is None else list(args)
+        parsed, extra = super().parse_known_args(self._mark_overrides(words), namespace)
+        stray = [word for word in extra if not word.startswith("-")]
+        if stray and "--set" in self._option_string_actions:
+            raise _StrayWords(f"{self.prog}: error: unrecognized arguments: {' '.join(stray)} (an override is "
+                              "key=value, e.g. loss.alpha=8 or --set loss.alpha=8)")
+        return parsed, extra
+
+    def _mark_overrides(self, words: list[str]) -> list[str]:
+        """`words` with each bare KEY=VALUE (not an option's value) preceded by `--set`."""
+        if "--set" not in self._option_string_actions:
+            return words
+        marked = []
+        for i, word in enumerate(words):
+            before = self._option_string_actions.get(words[i - 1]) if i else None
+            is_value = before is not None and before.nargs is None  # an option that takes one value
+            marked += ["--set", word] if OVERRIDE_WORD.match(word) and not is_value else [word]
+        return marked
+
+
+def _add_set_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"{what}, e.g. --set loss.alpha=8 (repeatable); a bare KEY=VALUE word anywhere on the "
+                        "line means the same: loss.alpha=8 optim.lr=0.1 epochs=2")
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `distill`."""
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 0)")
@@ -570,8 +676,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", default=None, help="no progress bars or per-epoch lines")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a teacher checkpoint that needs full unpickling (only for files you trust)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="recipe overrides, e.g. loss.alpha=8 optim.lr=0.1 data.batch_size=128 epochs=2")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a YAML config: a run folder's config.yaml or what --print-config printed (then "
+                        "--recipe and the model names come from it); overrides apply on top")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (YAML) and the run folder, then exit without training")
+    _add_set_option(p, "a recipe override")
 
 
 def _subparser(subs, name: str, handler: Callable, help_text: str, epilog: str) -> argparse.ArgumentParser:
@@ -586,7 +696,7 @@ def _subparser(subs, name: str, handler: Callable, help_text: str, epilog: str) 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `ldrld-mini` argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0],
+    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=f"Run `{PROG} COMMAND --help` for the options of a command.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -594,17 +704,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(subs, "train", cmd_train, "train a teacher or a vanilla student with cross-entropy",
                    f"example:\n  {PROG} train --recipe cifar100 --model resnet8x4 --seed 0")
-    p.add_argument("--recipe", required=True, metavar="DATASET", help=f"one of {list(TABLES)}")
-    p.add_argument("--model", required=True, help="model zoo name, e.g. resnet32x4, wrn_40_2, resnet8")
+    p.add_argument("--recipe", metavar="DATASET", help=f"one of {list(TABLES)} (required unless --config)")
+    p.add_argument("--model", help="model zoo name, e.g. resnet32x4, wrn_40_2, resnet8 (required unless --config)")
     _add_run_options(p)
 
     p = _subparser(subs, "distill", cmd_distill, "distil a teacher into a student (LDRLD, KD or DKD)",
                    f"example:\n  {PROG} distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 "
                    "--method ldrld --seed 0 loss.alpha=10.5")
-    p.add_argument("--recipe", required=True, metavar="DATASET", help=f"one of {list(TABLES)}")
-    p.add_argument("--teacher", required=True, help="teacher model name, e.g. resnet32x4")
-    p.add_argument("--student", required=True, help="student model name, e.g. resnet8x4")
-    p.add_argument("--method", required=True, choices=DISTILL_METHODS, help="distillation loss")
+    p.add_argument("--recipe", metavar="DATASET", help=f"one of {list(TABLES)} (required unless --config)")
+    p.add_argument("--teacher", help="teacher model name, e.g. resnet32x4 (required unless --config)")
+    p.add_argument("--student", help="student model name, e.g. resnet8x4 (required unless --config)")
+    p.add_argument("--method", choices=DISTILL_METHODS, help="distillation loss (required unless --config)")
     _add_run_options(p)
 
     p = _subparser(subs, "eval", cmd_eval, "top-1 / top-5 of a checkpoint on a validation set",
@@ -664,7 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", action="store_true",
                    help="instead of the table: LDRLD on ResNet32x4 -> ResNet8x4 with each part switched off "
                         "(pair weights, whole top-k group, RNTK, local term, k, ranking), one run folder each")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides added to every run")
+    _add_set_option(p, "an override added to every run")
 
     p = _subparser(subs, "demo", cmd_demo,
                    "a few-minute CPU demo on the built-in data: one teacher; vanilla, KD, DKD, LDRLD students",
@@ -691,11 +801,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ldrld-mini`; returns the exit status (0 ok, 1 check failed, 2 usage error)."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # KEY=VALUE overrides that argparse could not place (after options that follow a positional)
-        if not hasattr(args, "overrides") or any("=" not in word or word.startswith("-") for word in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = list(args.overrides) + extra
+    try:
+        args = parser.parse_args(argv)
+    except _StrayWords as err:
+        print(err, file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

@@ -289,3 +289,90 @@ def test_eval_wrong_model_for_checkpoint_exits_2(capsys, tmp_path):
 
 
 # the demo's tests: tests/test_demo.py
+
+
+# ---- one file = one experiment (issue 21): --config FILE, --print-config, overrides as one option
+
+def print_config(capsys, *argv):
+    """(run folder, config dict) that `--print-config` printed."""
+    code, out, err = run_main(capsys, *argv, "--print-config")
+    assert code == 0, err
+    first, _, body = out.partition("\n")
+    assert first.startswith("# run folder: ")
+    return Path(first[len("# run folder: "):]), yaml.safe_load(body)
+
+
+def test_a_run_folders_config_yaml_is_a_config_file(capsys, tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    code, _, err = run_main(capsys, "train", "--recipe", "synthetic", "--model", "resnet8", "--run-dir", str(first),
+                            "--quiet", *TINY_SYNTHETIC)
+    assert code == 0, err
+    stored = yaml.safe_load((first / "config.yaml").read_text())
+    run_dir, printed = print_config(capsys, "train", "--config", str(first / "config.yaml"))
+    assert printed == stored and run_dir == default_run_dir("synthetic", "vanilla", "resnet8", None, 0)
+    code, _, err = run_main(capsys, "train", "--config", str(first / "config.yaml"), "--run-dir", str(again),
+                            "--quiet")
+    assert code == 0, err
+    assert yaml.safe_load((again / "config.yaml").read_text()) == stored  # the same experiment, run again
+    code, _, err = run_main(capsys, "train", "--config", str(first / "config.yaml"), "--run-dir", str(first))
+    assert code == 2 and "already holds a finished run" in err  # the run folder rules still apply
+
+
+def test_overrides_apply_on_top_of_a_config_file(capsys, tmp_path):
+    _, base = print_config(capsys, "distill", "--recipe", "synthetic", "--teacher", "resnet8", "--student", "resnet8",
+                           "--method", "ldrld", *TINY_SYNTHETIC)
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    run_dir, cfg = print_config(capsys, "distill", "--config", str(path), "loss.k=3", "--seed", "4",
+                                "--set", "optim.lr=0.2", "--student", "resnet8")
+    assert (cfg["loss"]["k"], cfg["train"]["seed"], cfg["optim"]["lr"]) == (3, 4, 0.2)
+    assert {k: v for k, v in cfg.items() if k not in ("loss", "train", "optim")} == \
+        {k: v for k, v in base.items() if k not in ("loss", "train", "optim")}
+    assert run_dir == default_run_dir("synthetic", "ldrld", "resnet8", "resnet8", 4)
+    code, _, err = run_main(capsys, "distill", "--config", str(path), "--student", "resnet20", "--print-config")
+    assert code == 2 and "--student 'resnet20' disagrees with --config" in err and "model.student: 'resnet8'" in err
+    code, _, err = run_main(capsys, "distill", "--config", str(path), "loss.nope=1", "--print-config")
+    assert code == 2 and "unknown override key 'loss.nope'" in err and str(path) in err
+
+
+@pytest.mark.parametrize("text, problem", [
+    (None, "does not exist"),
+    ("dataset: synthetic\nmethod: [vanilla\n", "is not valid YAML at line 3"),
+    ("- 1\n- 2\n", "is a YAML list, not a mapping"),
+    ("", "is empty"),
+    ("name: x\ndataset: synthetic\nmethod: vanilla\nbogus: 1\n", "unknown key(s) ['bogus'] in config"),
+    ("name: x\ndataset: synthetic\nmethod: vanilla\noptim: {lr: -1}\n", "optim.lr"),
+    ("name: x\ndataset: synthetic\nmethod: kd\nmodel: {teacher: resnet8, student: resnet8}\n",
+     "holds a kd run; run it with `ldrld-mini distill --config"),
+])
+def test_a_bad_config_file_exits_2_naming_the_file_and_the_problem(capsys, tmp_path, text, problem):
+    path = tmp_path / "exp.yaml"
+    if text is not None:
+        path.write_text(text)
+    code, out, err = run_main(capsys, "train", "--config", str(path), "--print-config")
+    assert code == 2 and "Traceback" not in err and out == "", err
+    assert str(path) in err and problem in err, err
+
+
+def test_print_config_trains_nothing(capsys, tmp_path):
+    run_dir, cfg = print_config(capsys, "train", "--recipe", "synthetic", "--model", "resnet8", "--run-dir",
+                                str(tmp_path / "run"), *TINY_SYNTHETIC)
+    assert run_dir == tmp_path / "run" and cfg["model"]["student"] == "resnet8"
+    assert list(tmp_path.iterdir()) == []  # no folder, no lock, no data
+    code, _, err = run_main(capsys, "train", "--model", "resnet8", "--print-config")
+    assert code == 2 and "--recipe is required (or give --config FILE" in err
+
+
+def test_an_override_is_one_option_wherever_it_stands():
+    from ldrld_mini.cli import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["distill", "loss.alpha=8", "--recipe", "cifar100", "--teacher", "resnet32x4", "--student",
+                  "resnet8x4", "--method", "ldrld", "epochs=2", "--quiet", "--set", "optim.lr=0.1", "loss.k=5"])
+    assert args.overrides == ["loss.alpha=8", "epochs=2", "optim.lr=0.1", "loss.k=5"] and args.quiet
+    args = parse(["reproduce", "cifar100", "--seeds", "0", "1", "loss.alpha=8", "--methods", "ldrld", "epochs=2"])
+    assert (args.seeds, args.methods, args.overrides) == (["0", "1"], ["ldrld"], ["loss.alpha=8", "epochs=2"])
+    args = parse(["eval", "--model", "resnet8", "--checkpoint", "x.pt", "--data-option", "num_classes=10"])
+    assert args.data_option == ["num_classes=10"]  # an option's value stays its value
+    with pytest.raises(SystemExit):
+        parse(["results", "runs", "loss.alpha=8"])  # a command without overrides refuses one
