@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "ablation_plan", "ABLATIONS", "UsageError"]
+__all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "ablation_plan", "slurm_script", "ABLATIONS",
+           "UsageError"]
 
 PROG = "ldrld-mini"
 DISTILL_METHODS = ("ldrld", "kd", "dkd")
@@ -526,6 +527,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return _reproduce_ablation(args)
     specs = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
                            overrides=args.overrides, fast=args.fast)
+    if args.slurm:
+        return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir,
+                                                         user_overrides=args.overrides, fast=args.fast))
+                                   for spec in specs], name=args.table)
     if not args.run:
         seeds = " ".join(str(seed) for seed in args.seeds)
         print(f"# {args.table}: {len(specs)} runs (pairs × methods {' '.join(args.methods)} × seeds {seeds})")
@@ -543,6 +548,10 @@ def _reproduce_ablation(args: argparse.Namespace) -> int:
     plan = ablation_plan(args.table, seeds=args.seeds, runs_dir=args.runs_dir, overrides=args.overrides,
                          fast=args.fast)
     specs = [spec for spec, _ in plan]
+    if args.slurm:
+        return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir,
+                                                         user_overrides=[*own, *args.overrides], fast=args.fast))
+                                   for spec, own in plan], name=f"{args.table}_ablation")
     if args.run:
         return _run_specs(args, specs)
     _, teacher, student = ABLATION_PAIR
@@ -558,7 +567,17 @@ def _reproduce_ablation(args: argparse.Namespace) -> int:
 
 
 def _check_seeds_and_methods(args: argparse.Namespace) -> None:
-    """UsageError unless `--seeds` are integers and `--methods` table methods; the seeds become ints."""
+    """UsageError unless `--seeds` are integers and `--methods` table methods (the seeds become ints), and
+    the SLURM options go with `--slurm` and not with `--run`."""
+    given = [o for o, v in (("--partition", args.partition), ("--gpus-per-task", args.gpus_per_task),
+                            ("--time", args.time)) if v is not None]
+    if given and not args.slurm:
+        raise UsageError(f"{' '.join(given)} go{'es' if len(given) == 1 else ''} with --slurm (the job-array "
+                         f"script), e.g. --slurm job.sh {given[0]} ...")
+    if args.slurm and args.run:
+        raise UsageError("--slurm writes a job-array script for sbatch and --run runs here; choose one.")
+    if args.gpus_per_task is not None and args.gpus_per_task < 1:
+        raise UsageError(f"--gpus-per-task {args.gpus_per_task} must be >= 1, e.g. --gpus-per-task 1.")
     bad = [s for s in args.seeds if not s.lstrip("-").isdigit()]
     if bad or not args.seeds:
         raise UsageError(f"--seeds {' '.join(bad)!r} must be integers, e.g. --seeds 0 1 2.")
@@ -566,6 +585,66 @@ def _check_seeds_and_methods(args: argparse.Namespace) -> None:
     bad = [m for m in args.methods if m not in TABLE_METHODS]
     if bad or not args.methods:
         raise UsageError(f"--methods {' '.join(bad)!r}: use some of {' '.join(TABLE_METHODS)}.")
+
+
+def slurm_script(entries, *, name: str, log_dir: str | Path, partition: str | None = None,
+                 gpus_per_task: int | None = None, time_limit: str | None = None) -> str:
+    """An sbatch job-array script: task i runs the command of `entries[i]` = (RunSpec, command line).
+
+    A task whose run folder holds summary.json exits at once; one whose folder holds last.pt continues it
+    with --resume, so a requeued (preempted) task goes on where it stopped. Teachers of the table (stage 0)
+    come first; the default array is then theirs, and the header says how to submit the students after them.
+    """
+    n = len(entries)
+    teachers = sum(1 for spec, _ in entries if spec.stage == 0)
+    array = f"0-{teachers - 1}" if teachers else f"0-{n - 1}"
+    lines = ["#!/bin/bash",
+             f"# {name}: {n} runs as one SLURM job array, one task per run (written by `{PROG} reproduce --slurm`).",
+             f"# A log per task: {log_dir}/{name}_<job>_<task>.log (create the folder before submitting).",
+             "# Run one task here: SLURM_ARRAY_TASK_ID=3 bash THIS_FILE"]
+    if teachers:
+        lines += [f"# The students distil from teachers trained by tasks 0-{teachers - 1}: submit those, then the "
+                  "students after them:",
+                  f"#   jid=$(sbatch --parsable THIS_FILE)   # tasks {array}",
+                  f"#   sbatch --dependency=afterok:$jid --array={teachers}-{n - 1} THIS_FILE"]
+    lines += [f"#SBATCH --job-name=ldrld-{name}", f"#SBATCH --array={array}",
+              f"#SBATCH --output={log_dir}/{name}_%A_%a.log", "#SBATCH --ntasks=1", "#SBATCH --requeue"]
+    lines += [f"#SBATCH --partition={partition}"] if partition else []
+    lines += [f"#SBATCH --gpus-per-task={gpus_per_task}"] if gpus_per_task else []
+    lines += [f"#SBATCH --time={time_limit}"] if time_limit else []
+    lines += ["set -euo pipefail", "", "run_dirs=("]
+    lines += [f"  {shlex.quote(str(spec.run_dir))}" for spec, _ in entries]
+    lines += [")", "commands=("]
+    lines += [f"  {shlex.quote(command)}" for _, command in entries]
+    lines += [")",
+              'i="${SLURM_ARRAY_TASK_ID:?submit with sbatch, or set SLURM_ARRAY_TASK_ID to a task index}"',
+              'dir="${run_dirs[$i]}"',
+              'if [ -f "$dir/summary.json" ]; then echo "task $i: $dir is finished already"; exit 0; fi',
+              'resume=""',
+              'if [ -f "$dir/last.pt" ]; then resume="--resume"; fi  # a requeued task continues its run',
+              'echo "task $i on $(hostname): ${commands[$i]} $resume"',
+              'eval "${commands[$i]} $resume"']
+    return "\n".join(lines) + "\n"
+
+
+def _write_slurm(args: argparse.Namespace, entries, *, name: str) -> int:
+    """Print the job-array script (`--slurm` alone) or write it to the file `--slurm FILE` names."""
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else (args.nproc if args.nproc > 1 else None)
+    log_dir = Path(args.runs_dir) / "slurm"
+    text = slurm_script(entries, name=name, log_dir=log_dir, partition=args.partition, gpus_per_task=gpus,
+                        time_limit=args.time)
+    if args.slurm == "-":
+        print(text, end="")
+        return 0
+    from ldrld_mini.runfolder import atomic_write_text, ensure_dir
+
+    path = Path(args.slurm)
+    ensure_dir(path.parent)
+    ensure_dir(log_dir)  # sbatch does not create the folder of --output
+    atomic_write_text(text, path)
+    print(f"wrote {path}: {len(entries)} array tasks, one per run; logs in {log_dir}/; submit with: sbatch {path}"
+          + (" (teachers first: see the script's header)" if any(s.stage == 0 for s, _ in entries) else ""))
+    return 0
 
 
 def _run_specs(args: argparse.Namespace, specs) -> int:
@@ -759,7 +838,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"  {PROG} reproduce cifar100 --methods ldrld --seeds 0 --run\n"
                    f"  {PROG} reproduce cifar100 --seeds 0 1 2 --fast --run --parallel 4   (one big GPU)\n"
                    f"  {PROG} reproduce cifar100 --ablation --seeds 0 1 2   (LDRLD's parts switched off)\n"
-                   f"  {PROG} reproduce imagenet --nproc 8    (torchrun commands)")
+                   f"  {PROG} reproduce imagenet --nproc 8    (torchrun commands)\n"
+                   f"  {PROG} reproduce cifar100 --seeds 0 1 2 --slurm job.sh --partition gpu --time 12:00:00")
     p.add_argument("table", metavar="TABLE", help=f"one of {list(TABLES)}")
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="SEED", help="seeds (default: 0 1 2)")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
@@ -771,6 +851,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the commands here: finished runs are skipped, unfinished ones resumed; "
                         "each run logs to <run folder>/run.log")
     p.add_argument("--parallel", type=int, default=1, help="with --run: runs at once (default 1: one after the other)")
+    p.add_argument("--slurm", nargs="?", const="-", default=None, metavar="FILE",
+                   help="write an sbatch job-array script instead, one task per run (to FILE, or stdout): a "
+                        "task skips a finished run and resumes an unfinished one, so a requeued task continues")
+    p.add_argument("--partition", default=None, help="with --slurm: the SLURM partition")
+    p.add_argument("--gpus-per-task", type=int, default=None,
+                   help="with --slurm: GPUs per task (default: --nproc when > 1, else none requested)")
+    p.add_argument("--time", default=None, help="with --slurm: the time limit of a task, e.g. 24:00:00")
     p.add_argument("--ablation", action="store_true",
                    help="instead of the table: LDRLD on ResNet32x4 -> ResNet8x4 with each part switched off "
                         "(pair weights, whole top-k group, RNTK, local term, k, ranking), one run folder each")

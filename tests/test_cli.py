@@ -1,6 +1,8 @@
 """The `ldrld-mini` command line: help, user errors (exit 2, no traceback), results, reproduce, teachers,
 prepare-data, eval, and the demo end to end (quick sizes)."""
+import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -376,3 +378,59 @@ def test_an_override_is_one_option_wherever_it_stands():
     assert args.data_option == ["num_classes=10"]  # an option's value stays its value
     with pytest.raises(SystemExit):
         parse(["results", "runs", "loss.alpha=8"])  # a command without overrides refuses one
+
+
+# ---- a cluster (issue 21): reproduce --slurm writes a job array, one task per run
+
+def bash_array(text: str, name: str) -> list[str]:
+    """The words of the bash array `name=( ... )` in a script (one shell word per line)."""
+    body = text[text.index(f"\n{name}=(\n") + len(name) + 4:]
+    return [shlex.split(line)[0] for line in body[:body.index("\n)\n")].splitlines()]
+
+
+def test_reproduce_slurm_writes_one_array_task_per_run_and_a_task_runs_here(capsys, tmp_path):
+    runs, script = tmp_path / "runs", tmp_path / "job.sh"
+    argv = ["reproduce", "synthetic", "--methods", "vanilla", "--seeds", "0", "--runs-dir", str(runs), *TINY_SYNTHETIC]
+    code, out, _ = run_main(capsys, *argv)
+    printed = [line for line in out.splitlines() if line and not line.startswith("#")]
+    code, out, err = run_main(capsys, *argv, "--slurm", str(script), "--partition", "gpu", "--gpus-per-task", "1",
+                              "--time", "01:00:00")
+    assert code == 0 and f"wrote {script}: 2 array tasks" in out, err
+    text = script.read_text()
+    assert dict(re.findall(r"^#SBATCH --([\w-]+)=(.*)$", text, re.M)) == {
+        "job-name": "ldrld-synthetic", "array": "0-1", "output": f"{runs}/slurm/synthetic_%A_%a.log", "ntasks": "1",
+        "partition": "gpu", "gpus-per-task": "1", "time": "01:00:00"}
+    assert "#SBATCH --requeue" in text and (runs / "slurm").is_dir()  # sbatch needs the log folder to exist
+    assert bash_array(text, "commands") == printed  # the same plan as `reproduce` prints
+    plan = reproduce_plan("synthetic", seeds=[0], methods=["vanilla"], runs_dir=runs, overrides=TINY_SYNTHETIC)
+    run_dirs = bash_array(text, "run_dirs")
+    assert run_dirs == [p.run_dir for p in plan] and len(plan) == 2
+
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    task = lambda: subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=300)  # noqa: E731
+    done = task()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (Path(run_dirs[1]) / "summary.json").exists() and not Path(run_dirs[0]).exists()  # task 1 only
+    (Path(run_dirs[1]) / "summary.json").unlink()  # as if the task was preempted after its last checkpoint
+    trained_at = (Path(run_dirs[1]) / "last.pt").stat().st_mtime_ns
+    again = task()
+    assert again.returncode == 0 and f"{printed[1]} --resume" in again.stdout, again.stdout + again.stderr
+    assert (Path(run_dirs[1]) / "summary.json").exists()
+    assert (Path(run_dirs[1]) / "last.pt").stat().st_mtime_ns == trained_at  # continued, not trained again
+    assert "is finished already" in task().stdout
+
+
+def test_reproduce_slurm_with_torchrun_teachers_first_and_mistakes(capsys):
+    code, out, _ = run_main(capsys, "reproduce", "imagenet", "--seeds", "0", "--methods", "ldrld", "--nproc", "8",
+                            "--slurm")
+    assert code == 0 and "#SBATCH --gpus-per-task=8" in out
+    assert all(c.startswith("torchrun --nproc_per_node=8 -m ldrld_mini ") for c in bash_array(out, "commands"))
+    code, out, _ = run_main(capsys, "reproduce", "synthetic", "--seeds", "0", "--methods", "ldrld", "--slurm")
+    teachers = sum(1 for spec in reproduce_plan("synthetic", seeds=[0], methods=["ldrld"]) if spec.stage == 0)
+    assert f"#SBATCH --array=0-{teachers - 1}\n" in out and f"--dependency=afterok:$jid --array={teachers}-" in out
+    code, _, err = run_main(capsys, "reproduce", "cifar100", "--partition", "gpu")
+    assert code == 2 and "--partition goes with --slurm" in err
+    code, _, err = run_main(capsys, "reproduce", "cifar100", "--slurm", "--run")
+    assert code == 2 and "choose one" in err
