@@ -103,7 +103,7 @@ def test_demo_configs_same_budget_for_every_student_and_the_paper_values(tmp_pat
             DEMO.student_epochs, DEMO.warmup_epochs, DEMO.lr, 4, DEMO.student)
         assert cfg.data.options["image_size"] == DEMO.image_size and cfg.data.options["num_classes"] == DEMO.num_classes
     assert configs["vanilla"].model.teacher is None and configs["kd"].model.teacher == DEMO.teacher
-    assert configs["dkd"].loss["warmup"] == DEMO.warmup_epochs
+    assert configs["dkd"].loss["warmup"] == max(DEMO.warmup_epochs, 1)
     assert (configs["ldrld"].loss["k"], configs["ldrld"].loss["temperature"], configs["ldrld"].loss["alpha"],
             configs["ldrld"].loss["beta"]) == (7, 4.0, 10.5, 7.0)  # the paper's values
     assert (configs["kd"].loss["temperature"], configs["kd"].loss["ce_weight"], configs["kd"].loss["kd_weight"]) == (
