@@ -12,11 +12,11 @@ from torchvision import transforms as T
 from torch.utils.data.distributed import DistributedSampler
 
 from ldrld_mini.data import (
-    DATASETS, DatasetNotReadyError, DeviceLoader, EpochSampler, build_datasets, build_loaders, check_dataset,
+    DATASETS, DatasetNotReadyError, DeviceLoader, build_datasets, build_loaders, check_dataset,
     class_names, crop_flip, generate_synthetic, superclass_names, normalise, superclass_map, superclass_of,
     write_cifar100_standin, write_imagenet_standin,
 )
-from ldrld_mini.data.device_loader import _SEED_STRIDE
+from ldrld_mini.data.device_loader import _SEED_STRIDE, epoch_generator
 
 CIFAR_MEAN, CIFAR_STD = DATASETS["cifar100"].mean, DATASETS["cifar100"].std
 
@@ -319,15 +319,17 @@ def test_device_loader_epoch_order_depends_only_on_seed_and_epoch():
     assert torch.equal(torch.cat(second), torch.cat([y for _, y in full[1]]))
 
 
-def test_same_order_rule_for_all_three_samplers():
+def test_same_order_rule_for_both_loaders():
     n, seed, epoch = 37, 4, 9
     device = DeviceLoader(torch.zeros(n, 32, 32, 3, dtype=torch.uint8), torch.arange(n), batch_size=8,
                           mean=CIFAR_MEAN, std=CIFAR_STD, seed=seed)
-    sampler = EpochSampler(n, seed)
-    sampler.set_epoch(epoch)
     dist = DistributedSampler(range(n), num_replicas=1, rank=0, shuffle=True, seed=seed * _SEED_STRIDE)
     dist.set_epoch(epoch)
-    assert device.epoch_plan(epoch)[0].tolist() == list(sampler) == list(dist)
+    assert device.epoch_plan(epoch)[0].tolist() == list(dist)
+    assert device.epoch_plan(epoch)[0].tolist() == torch.randperm(n, generator=epoch_generator(seed, epoch)).tolist()
+    train, _ = build_loaders("synthetic", batch_size=8, num_classes=10, train_per_class=3, val_per_class=1,
+                             seed=seed)  # not distributed: the same sampler, one replica
+    assert isinstance(train.sampler, DistributedSampler) and (train.sampler.num_replicas, train.sampler.rank) == (1, 0)
 
 
 @pytest.mark.parametrize("n,drop_last", [(50, False), (51, False), (51, True)])

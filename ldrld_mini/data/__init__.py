@@ -6,7 +6,7 @@
         for images, labels in train_loader:    # float32 (B, 3, H, W) normalised, int64 (B,)
             ...
 """
-from .build import EpochLoader, EpochSampler, build_datasets, build_loaders, check_dataset
+from .build import EpochLoader, build_datasets, build_loaders, check_dataset
 from .device_loader import DeviceLoader, crop_flip, epoch_generator, normalise
 from .memory import ArrayDataset
 from .registry import DATASETS, DatasetInfo, default_root, get_info
@@ -18,7 +18,7 @@ from .tiny_imagenet import TinyImageNet
 __all__ = [
     "DATASETS", "DatasetInfo", "get_info", "default_root",
     "build_datasets", "build_loaders", "check_dataset", "DatasetReport", "DatasetNotReadyError",
-    "DeviceLoader", "EpochLoader", "EpochSampler", "epoch_generator", "crop_flip", "normalise",
+    "DeviceLoader", "EpochLoader", "epoch_generator", "crop_flip", "normalise",
     "ArrayDataset", "TinyImageNet",
     "generate_synthetic", "superclass_of", "superclass_map", "class_names", "superclass_names",
     "write_cifar100_standin", "write_tiny_imagenet_standin", "write_imagenet_standin",

@@ -5,7 +5,7 @@ import inspect
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from . import cifar, digits, imagenet, synthetic, tiny_imagenet
@@ -15,7 +15,7 @@ from .registry import get_info, resolve_root
 from .report import DatasetNotReadyError, DatasetReport
 from .transforms import crop_padding, test_transform, train_transform
 
-__all__ = ["build_datasets", "build_loaders", "check_dataset", "EpochSampler", "EpochLoader"]
+__all__ = ["build_datasets", "build_loaders", "check_dataset", "EpochLoader"]
 
 
 # ---------------------------------------------------------------- datasets, one builder per name
@@ -123,22 +123,6 @@ def build_datasets(name: str, root=None, *, download: bool = False, train_aug: b
 
 
 # ---------------------------------------------------------------- loaders
-class EpochSampler(Sampler):
-    """Random order of range(n) that depends only on (seed, epoch); set_epoch(e) before each epoch."""
-
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
 class EpochLoader:
     """A DataLoader plus `set_epoch`: order (and worker seeds) depend only on (seed, epoch).
 
@@ -230,11 +214,10 @@ def build_loaders(name: str, root=None, *, batch_size: int, num_workers: int = 0
 def _torch_loaders(train_ds, val_ds, *, batch_size, val_batch_size, seed, num_workers, pin, drop_last, rank, world,
                    shard_val, distributed):
     """EpochLoader(train DataLoader) and a plain val DataLoader."""
-    if distributed:  # seed * stride + epoch: the same order rule as EpochSampler and DeviceLoader
-        train_sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True,
-                                           seed=seed * _SEED_STRIDE, drop_last=drop_last)
-    else:
-        train_sampler = EpochSampler(len(train_ds), seed)
+    # One sampler whether distributed or not (one replica, rank 0): the order of epoch e is a permutation
+    # drawn from seed * stride + e, the same rule as DeviceLoader, so a resumed run repeats it.
+    train_sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True,
+                                       seed=seed * _SEED_STRIDE, drop_last=drop_last)
     val_sampler = DistributedSampler(val_ds, num_replicas=world, rank=rank, shuffle=False) \
         if distributed and shard_val else None
     common = dict(num_workers=num_workers, pin_memory=pin)
