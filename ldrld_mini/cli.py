@@ -588,12 +588,13 @@ def _check_seeds_and_methods(args: argparse.Namespace) -> None:
 
 
 def slurm_script(entries, *, name: str, log_dir: str | Path, partition: str | None = None,
-                 gpus_per_task: int | None = None, time_limit: str | None = None) -> str:
+                 gpus_per_task: int | None = None, time_limit: str | None = None, before: Sequence[str] = ()) -> str:
     """An sbatch job-array script: task i runs the command of `entries[i]` = (RunSpec, command line).
 
     A task whose run folder holds summary.json exits at once; one whose folder holds last.pt continues it
     with --resume, so a requeued (preempted) task goes on where it stopped. Teachers of the table (stage 0)
     come first; the default array is then theirs, and the header says how to submit the students after them.
+    `before`: comment lines on what must be in place first (data, teacher files), as `reproduce` prints them.
     """
     n = len(entries)
     teachers = sum(1 for spec, _ in entries if spec.stage == 0)
@@ -601,7 +602,7 @@ def slurm_script(entries, *, name: str, log_dir: str | Path, partition: str | No
     lines = ["#!/bin/bash",
              f"# {name}: {n} runs as one SLURM job array, one task per run (written by `{PROG} reproduce --slurm`).",
              f"# A log per task: {log_dir}/{name}_<job>_<task>.log (create the folder before submitting).",
-             "# Run one task here: SLURM_ARRAY_TASK_ID=3 bash THIS_FILE"]
+             "# Run one task here: SLURM_ARRAY_TASK_ID=3 bash THIS_FILE", *before]
     if teachers:
         lines += [f"# The students distil from teachers trained by tasks 0-{teachers - 1}: submit those, then the "
                   "students after them:",
@@ -632,7 +633,7 @@ def _write_slurm(args: argparse.Namespace, entries, *, name: str) -> int:
     gpus = args.gpus_per_task if args.gpus_per_task is not None else (args.nproc if args.nproc > 1 else None)
     log_dir = Path(args.runs_dir) / "slurm"
     text = slurm_script(entries, name=name, log_dir=log_dir, partition=args.partition, gpus_per_task=gpus,
-                        time_limit=args.time)
+                        time_limit=args.time, before=_prerequisites(args.table, [spec for spec, _ in entries]))
     if args.slurm == "-":
         print(text, end="")
         return 0
