@@ -70,10 +70,11 @@ def test_every_import_is_declared():
 
 
 def test_the_extras_are_tidy():
-    extras = {name: {name_of(r) for r in reqs} for name, reqs in pyproject()["project"]["optional-dependencies"].items()}
+    declared = pyproject()["project"]["optional-dependencies"]
+    extras = {name: {name_of(r) for r in reqs} for name, reqs in declared.items()}
     assert "nbval" in extras["test"] and "nbval" not in extras["notebooks"]  # a test tool
     assert extras["tensorboard"] == {"tensorboard"}
-    dev = pyproject()["project"]["optional-dependencies"]["dev"]
+    dev = declared["dev"]
     assert "ldrld-mini[notebooks,test,tensorboard]" in dev and {name_of(r) for r in dev} == {"ldrld-mini", "ruff"}
     assert "-e '.[notebooks,test]'" in (ROOT / "Makefile").read_text()  # what `make test` installs
 
