@@ -480,14 +480,12 @@ def measured() -> dict:
 def paired_against(values: dict, base: dict) -> dict:
     """`values` and `base` map seed -> top-1: mean ± std of `values`, and its per-seed difference to `base`
     with the 95 % t interval and verdict."""
-    from ldrld_mini.results import mean_interval
-
     seeds = sorted(set(values) & set(base), key=int)
     diffs = [values[k] - base[k] for k in seeds]
-    mean, half = mean_interval(diffs)
+    d = _interval(diffs)
     top, spread = mean_std(list(values.values()))
-    return {"mean": top, "std": spread, "gain": mean, "lo": mean - half, "hi": mean + half,
-            "verdict": verdict(mean - half, mean + half), "diffs": diffs}
+    return {"mean": top, "std": spread, "gain": d["mean"], "lo": d["lo"], "hi": d["hi"],
+            "verdict": verdict(d["lo"], d["hi"]), "diffs": diffs}
 
 
 def study_table(best: dict, what: dict | None = None) -> str:

@@ -215,18 +215,6 @@ def test_extract_features_rejects_foreign_models():
 # --- checkpoints ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def trained_resnet8():
-    """resnet8 (10 classes) with random BatchNorm statistics, in eval mode."""
-    torch.manual_seed(0)
-    model = build_model("resnet8", num_classes=10)
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            if "running" in name:
-                buffer.uniform_(0.5, 1.5)
-    return model.eval()
-
-
 LAYOUTS = {
     "crd": (lambda sd: {"epoch": 240, "model": sd, "accuracy": torch.tensor(72.5),
                         "optimizer": {"state": {}, "param_groups": [{"lr": 0.05}]}},
