@@ -1,5 +1,6 @@
 """The course as a learner meets it: Colab badges and install cells from one URL, hidden solutions, clean
 metadata, the notebooks' folder and walkthrough helpers, and the playground's local term."""
+import argparse
 import importlib.util
 import re
 import subprocess
@@ -51,6 +52,56 @@ def test_readme_badges_cover_every_notebook():
     assert "../shared" not in text and "METHOD.md" not in text
     assert set(tools.GIT_URL_RE.findall(text)) == {"git+", "git clone "}
     assert all(m.group(0).endswith(f"{URL}.git") for m in tools.GIT_URL_RE.finditer(text))
+
+
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # the front page and its reference pages
+FENCE_RE = re.compile(r"^```.*?^```", re.S | re.M)
+LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
+COMMAND_RE = re.compile(r"(?:ldrld-mini|-m ldrld_mini)\s+([a-z][\w-]*)")
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a Markdown text: lower case, punctuation dropped, spaces to '-'."""
+    heads = re.findall(r"^#+\s+(.*)$", FENCE_RE.sub("", markdown), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def relative_links(markdown: str) -> list[str]:
+    return [t for t in LINK_RE.findall(FENCE_RE.sub("", markdown)) if not re.match(r"[a-z][\w+.-]*:", t)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_relative_link_of_the_readme_and_docs_resolves(page):
+    text = page.read_text(encoding="utf-8")
+    assert "../shared" not in text and "METHOD.md" not in text
+    for link in relative_links(text):
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path) if path else page
+        assert target.exists(), f"{page.relative_to(ROOT)}: {link} points at nothing"
+        assert ROOT in target.resolve().parents, f"{page.relative_to(ROOT)}: {link} leaves the repository"
+        if anchor and target.suffix == ".md":
+            assert anchor in anchors(target.read_text(encoding="utf-8")), f"{page.relative_to(ROOT)}: {link}"
+
+
+def test_the_link_checker_catches_a_dead_link_and_anchor():
+    assert relative_links("[a](docs/x.md#y) [b](https://e.org) ![c](img.png)\n```\n[d](in/code.md)\n```") == [
+        "docs/x.md#y", "img.png"]
+    assert anchors("# The command line\n## Data and teachers\n```\n# not a heading\n```") == {
+        "the-command-line", "data-and-teachers"}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_command_the_readme_and_docs_name_exists(page):
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    named = set(COMMAND_RE.findall(page.read_text(encoding="utf-8")))
+    assert named <= set(subcommands), f"{page.relative_to(ROOT)} names {sorted(named - set(subcommands))}"
+    assert COMMAND_RE.findall("`ldrld-mini distil --x` and python -m ldrld_mini train") == ["distil", "train"]
+
+
+def test_the_readme_links_every_docs_page():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert {p.name for p in (ROOT / "docs").glob("*.md")} <= {Path(link).name for link in relative_links(text)}
 
 
 def run_guard(monkeypatch, *, colab: bool, installed: bool, missing=("einops",)):
@@ -148,7 +199,7 @@ def test_clean_keeps_the_hidden_state_and_drops_volatile_metadata():
 
 def test_no_file_cites_a_method_file_outside_the_repository():
     for path in [*ROOT.glob("ldrld_mini/**/*.py"), *ROOT.glob("ldrld_mini/recipes/*.yaml"), *NOTEBOOKS,
-                 ROOT / "README.md", ROOT / "docs" / "method.md"]:
+                 ROOT / "README.md", *ROOT.glob("docs/*.md")]:
         text = path.read_text(encoding="utf-8")
         assert "METHOD.md" not in text and "../shared" not in text, path
     assert (ROOT / "docs" / "method.md").is_file()

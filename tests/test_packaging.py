@@ -86,9 +86,10 @@ def test_the_torch_floor_is_stated_once_and_repeated_alike():
     assert f"torch>={TORCH_FLOOR}" in deps and f"torchvision>={TORCHVISION_FLOOR}" in deps
     env = (ROOT / "environment.yml").read_text(encoding="utf-8")
     assert f"- torch>={TORCH_FLOOR}\n" in env and f"- torchvision>={TORCHVISION_FLOOR}\n" in env
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")  # its Platforms and versions section
     assert f"`torch>={TORCH_FLOOR}` and `torchvision>={TORCHVISION_FLOOR}`" in readme
-    floors = re.findall(r"torch(?:vision)?\s*>=\s*[\d.]+", readme + env + str(deps))
+    docs = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
+    floors = re.findall(r"torch(?:vision)?\s*>=\s*[\d.]+", readme + docs + env + str(deps))
     assert set(floors) == {f"torch>={TORCH_FLOOR}", f"torchvision>={TORCHVISION_FLOOR}"}  # no other floor anywhere
 
 
