@@ -7,7 +7,7 @@ for each of several seeds. The teacher is fixed, so a seed moves only the studen
 order and augmentation. The report gives mean ± std over the seeds of best and last val top-1, each method's
 gain over the vanilla student of the same seed (paired) with its 95 % t interval, and which differences those
 intervals resolve; it writes `<out>/results.md`, `<out>/results.json` and `<out>/curves.png`. What the numbers
-do and do not show: README, "The built-in experiment", and notebook 09.
+do and do not show: docs/experiment.md and notebook 09.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ TEACHER_FILE = Path(__file__).with_name("demo_teacher.pt")  # the shipped teache
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the experiment: data, models, budgets, seeds (2 CPU cores: README, "The built-in experiment").
+    """Sizes of the experiment: data, models, budgets, seeds (2 CPU cores: docs/experiment.md).
 
     The teacher is one model for every seed, trained with seed `teacher_seed` on `teacher_train_per_class`
     images per class (the students' `train_per_class` when None) for `teacher_epochs` at `teacher_lr`.
@@ -473,7 +473,10 @@ MEASURED_FILE = Path(__file__).with_name("demo_measured.json")  # the committed 
 
 
 def measured() -> dict:
-    """The committed measurements of the built-in experiment: {'robustness': ..., 'study': ...} (README)."""
+    """The committed measurements of the built-in experiment: {'robustness': ..., 'study': ...}
+
+    Described in docs/experiment.md; every run is tabled in benchmarks/RESULTS.md.
+    """
     return json.loads(MEASURED_FILE.read_text())
 
 

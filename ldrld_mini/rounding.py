@@ -2,7 +2,7 @@
 
 A training run is chaotic: the same code on another CPU, with another thread count or without oneDNN
 rounds convolution sums in another order and ends at other numbers. The tests and the notebooks must not
-depend on that, so CI runs them on more than one path (README, "Tests"):
+depend on that, so CI runs them on more than one path (docs/testing.md):
 
     LDRLD_ONEDNN=0     torch.backends.mkldnn.enabled = False (other convolution kernels)
     LDRLD_THREADS=N    N torch threads wherever the code asks for a fixed count (other reduction order)
