@@ -61,6 +61,11 @@ LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
 COMMAND_RE = re.compile(r"(?:ldrld-mini|-m ldrld_mini)\s+([a-z][\w-]*)")
 
 
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """Name -> parser of every `ldrld-mini` subcommand, read from the CLI itself."""
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def anchors(markdown: str) -> set[str]:
     """GitHub's anchors for the headings of a Markdown text: lower case, punctuation dropped, spaces to '-'."""
     heads = re.findall(r"^#+\s+(.*)$", FENCE_RE.sub("", markdown), re.M)
@@ -93,10 +98,32 @@ def test_the_link_checker_catches_a_dead_link_and_anchor():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_command_the_readme_and_docs_name_exists(page):
-    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     named = set(COMMAND_RE.findall(page.read_text(encoding="utf-8")))
-    assert named <= set(subcommands), f"{page.relative_to(ROOT)} names {sorted(named - set(subcommands))}"
+    assert named <= set(subcommands()), f"{page.relative_to(ROOT)} names {sorted(named - set(subcommands()))}"
     assert COMMAND_RE.findall("`ldrld-mini distil --x` and python -m ldrld_mini train") == ["distil", "train"]
+
+
+def command_lines(markdown: str) -> list[tuple[str, list[str]]]:
+    """(subcommand, its --options) of every `ldrld-mini SUB ...` in a code block or an inline code span."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", markdown, re.S | re.M)
+    spans = re.findall(r"`([^`\n]+)`", FENCE_RE.sub("", markdown))
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").split("\n")] + spans
+    found = []
+    for line in lines:
+        m = COMMAND_RE.search(line.split(" #")[0])
+        if m:
+            rest = line.split(" #")[0][m.end():].split(">")[0]
+            found.append((m.group(1), re.findall(r"(?<!\S)(--?[a-zA-Z][\w-]*)", rest)))
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_option_a_documented_command_uses_exists(page):
+    for sub, flags in command_lines(page.read_text(encoding="utf-8")):
+        known = {o for a in subcommands()[sub]._actions for o in a.option_strings}
+        assert set(flags) <= known, f"{page.relative_to(ROOT)}: ldrld-mini {sub} has no {sorted(set(flags) - known)}"
+    sample = "```bash\nldrld-mini eval --model m \\\n  --chekpoint x  # --not-this\n```\n`ldrld-mini demo --quick`"
+    assert command_lines(sample) == [("eval", ["--model", "--chekpoint"]), ("demo", ["--quick"])]
 
 
 def test_the_readme_links_every_docs_page():
