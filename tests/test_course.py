@@ -126,6 +126,23 @@ def test_every_option_a_documented_command_uses_exists(page):
     assert command_lines(sample) == [("eval", ["--model", "--chekpoint"]), ("demo", ["--quick"])]
 
 
+def test_the_loss_options_table_matches_ldrld_loss():
+    import inspect
+
+    from ldrld_mini.losses import ldrld_loss
+
+    text = (ROOT / "docs" / "losses.md").read_text(encoding="utf-8")
+    table = text[text.index("| option | default |"):].split("\n\n")[0].splitlines()[2:]
+    documented = {}
+    for row in table:
+        names, defaults = (re.findall(r"`?([^`,]+)`?(?:, |$)", cell.strip()) for cell in row.split("|")[1:3])
+        assert len(names) == len(defaults), row
+        documented.update(zip(names, defaults))
+    params = inspect.signature(ldrld_loss).parameters
+    options = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(documented) == set(options)
+    assert {n: repr(v).replace("'", '"') for n, v in options.items()} == documented
+
 def test_the_readme_links_every_docs_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert {p.name for p in (ROOT / "docs").glob("*.md")} <= {Path(link).name for link in relative_links(text)}
