@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,11 @@ from torch import nn
 from ldrld_mini.models import (
     TEACHERS,
     CheckpointError,
-    TeacherDownloadError,
     UntrustedCheckpointError,
     build_model,
     evaluate,
     extract_features,
-    fetch_teachers,
     find_teacher,
-    format_teacher_table,
     list_models,
     load_checkpoint,
     teacher_path,
@@ -298,28 +294,6 @@ def test_find_teacher_says_where_to_put_and_get_the_file(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "resnet32x4_vanilla/ckpt_epoch_240.pth") in message
     assert "cifar_teachers.tar" in message and "github.com/megvii-research/mdistiller/releases" in message
-
-
-def test_fetch_teachers_unpacks_an_archive_and_the_teacher_loads(tmp_path):
-    torch.manual_seed(0)
-    teacher = build_model("resnet56")
-    checkpoint = tmp_path / "ckpt_epoch_240.pth"
-    torch.save({"epoch": 240, "model": teacher.state_dict(), "accuracy": 72.34}, checkpoint)
-    archive = tmp_path / "cifar_teachers.tar"
-    with tarfile.open(archive, "w") as tar:
-        tar.add(checkpoint, arcname="cifar_teachers/resnet56_vanilla/ckpt_epoch_240.pth")
-    root = tmp_path / "teachers"
-    found = fetch_teachers(root, url=archive.as_uri(), names=["resnet56"], progress=False)
-    assert found == {"resnet56": root / "resnet56_vanilla/ckpt_epoch_240.pth"}
-    assert load_checkpoint(build_model("resnet56"), find_teacher("resnet56", root)) == {"epoch": 240,
-                                                                                       "accuracy": 72.34}
-    table = format_teacher_table(root)
-    assert "resnet56    72.34" in table and table.count(" yes") == 1 and table.count(" no") == 5
-
-
-def test_fetch_teachers_offline_explains_the_manual_steps(tmp_path):
-    with pytest.raises(TeacherDownloadError, match="by hand.*cifar_teachers.tar"):
-        fetch_teachers(tmp_path, url=(tmp_path / "missing.tar").as_uri(), timeout=1, progress=False)
 
 
 # --- evaluate ---------------------------------------------------------------------------------------------

@@ -47,15 +47,20 @@ def _tiny_imagenet(root: Path, download: bool, train_aug: bool, *, random_crop: 
 
 
 def _download_tiny(root: Path) -> None:
-    """Download + unzip tiny-imagenet-200.zip into `root` (skipped when wnids.txt is already there)."""
+    """Download + unzip tiny-imagenet-200.zip (md5-checked) into `root`, through the package's one download
+    path; skipped when wnids.txt is already there. A failure says where to put the files by hand."""
+    from ..download import DownloadError, fetch_archive, unpack_archive
+
     if (tiny_imagenet.tiny_folder(root) / "wnids.txt").is_file():
         return
-    from torchvision.datasets.utils import download_and_extract_archive
+    fix = tiny_imagenet._FIX.replace("<root>", str(root))
     try:
-        download_and_extract_archive(get_info("tiny_imagenet").source, str(root))
-    except Exception as err:  # no network, HTTP error ...
-        report = DatasetReport("tiny_imagenet", root / "tiny-imagenet-200", fix=tiny_imagenet._FIX)
-        report.problems.append(f"download=True failed ({type(err).__name__}: {err}); no network?")
+        archive = fetch_archive(tiny_imagenet.tiny_imagenet_archive(), root,
+                                manual="(The Fix below says how to do it by hand.)")
+        unpack_archive(archive, root)
+    except DownloadError as err:
+        report = DatasetReport("tiny_imagenet", root / "tiny-imagenet-200", fix=fix)
+        report.problems.append(f"download=True failed: {err}")
         raise DatasetNotReadyError(report, "root", root) from err
 
 

@@ -171,15 +171,35 @@ def load_cifar100(root: Path, *, train: bool, transform=None, download: bool = F
     return cls(str(base), train=train, transform=transform, download=False)
 
 
+# the archive torchvision downloads, with torchvision's own md5 of it (torchvision/datasets/cifar.py)
+CIFAR100_ARCHIVE_MD5_SOURCE = "https://github.com/pytorch/vision/blob/main/torchvision/datasets/cifar.py (tgz_md5)"
+
+
+def cifar100_archive():
+    """The CIFAR-100 python archive: torchvision's URL, file name and md5."""
+    from ..download import Archive
+
+    return Archive(url=CIFAR100.url, filename=CIFAR100.filename, md5=CIFAR100.tgz_md5,
+                   checksum_source=CIFAR100_ARCHIVE_MD5_SOURCE)
+
+
 def _download(base: Path) -> None:
-    """Download + extract the archive with torchvision; a network failure becomes a clear error."""
+    """Download the archive through the package's one download path (md5-checked), unpack it into `base`.
+
+    Skipped when the three files are already there and match their md5s; a failure becomes
+    DatasetNotReadyError naming the URL and saying where to put the files by hand.
+    """
+    from ..download import DownloadError, fetch_archive, unpack_archive
+
+    if check_cifar100(base).ok:
+        return
+    fix = _FIX.replace("<root>", str(base))
     try:
-        SafeCIFAR100(str(base), train=True, download=True)
-    except CIFARFileError:
-        raise
-    except Exception as err:  # URLError, socket timeouts, HTTP errors ...
-        report = DatasetReport("cifar100", base / "cifar-100-python", fix=_FIX)
-        report.problems.append(f"download=True failed ({type(err).__name__}: {err}); no network?")
+        archive = fetch_archive(cifar100_archive(), base, manual="(The Fix below says how to do it by hand.)")
+        unpack_archive(archive, base)
+    except DownloadError as err:
+        report = DatasetReport("cifar100", base / "cifar-100-python", fix=fix)
+        report.problems.append(f"download=True failed: {err}")
         raise DatasetNotReadyError(report, "root", base) from err
 
 

@@ -20,6 +20,22 @@ _FIX = (
 )
 
 
+# torchvision has no Tiny-ImageNet dataset; this md5 of the zip is the one Avalanche (ContinualAI) checks when it
+# downloads the same URL (the same value is in other public loaders of the zip)
+TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+TINY_IMAGENET_MD5_SOURCE = ("https://github.com/ContinualAI/avalanche/blob/0a0872087edd295eba6329aee90769bc4fe969d8/"
+                            "avalanche/benchmarks/datasets/tiny_imagenet/tiny_imagenet.py (TinyImagenet.md5)")
+
+
+def tiny_imagenet_archive():
+    """tiny-imagenet-200.zip: the course's URL (the registry's `source`) and its published md5."""
+    from ..download import Archive
+    from .registry import get_info
+
+    return Archive(url=get_info("tiny_imagenet").source, filename="tiny-imagenet-200.zip", md5=TINY_IMAGENET_MD5,
+                   checksum_source=TINY_IMAGENET_MD5_SOURCE)
+
+
 def tiny_folder(root: Path) -> Path:
     """The `tiny-imagenet-200` folder: `root` itself if it holds wnids.txt, else `root/tiny-imagenet-200`."""
     return root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"

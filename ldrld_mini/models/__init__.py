@@ -11,6 +11,7 @@ from .features import extract_features
 from .registry import ALIASES, ModelInfo, build_model, list_models
 from .teachers import (
     TEACHERS,
+    TeacherCheckError,
     TeacherDownloadError,
     TeacherInfo,
     fetch_teachers,
@@ -20,8 +21,8 @@ from .teachers import (
 )
 
 __all__ = [
-    "ALIASES", "TEACHERS", "CheckpointError", "CorruptCheckpointError", "FeatureModel", "ModelInfo", "TeacherDownloadError",
-    "TeacherInfo", "UntrustedCheckpointError", "build_model", "evaluate", "extract_features",
-    "fetch_teachers", "find_teacher", "format_teacher_table", "list_models", "load_checkpoint",
-    "teacher_path",
+    "ALIASES", "TEACHERS", "CheckpointError", "CorruptCheckpointError", "FeatureModel", "ModelInfo",
+    "TeacherCheckError", "TeacherDownloadError", "TeacherInfo", "UntrustedCheckpointError", "build_model",
+    "evaluate", "extract_features", "fetch_teachers", "find_teacher", "format_teacher_table", "list_models",
+    "load_checkpoint", "teacher_path",
 ]

@@ -1,22 +1,28 @@
 """The published CIFAR-100 teachers (CRD checkpoints): where they live, where to get them, how well they do.
 
 Files are `<name>_vanilla/ckpt_epoch_240.pth` under a teachers folder: the `root` argument, else the
-environment variable LDRLD_TEACHERS, else `data/teachers/cifar100` (relative to the working directory).
-Nothing is downloaded unless `fetch_teachers` is called.
+environment variable LDRLD_TEACHERS, else `data/teachers/cifar100` (relative to the working directory);
+`teacher_path` is the one resolver, used by training as well. Nothing is downloaded unless `fetch_teachers` is
+called. It downloads mdistiller's cifar_teachers.tar through the package's one download path
+(`ldrld_mini.download`), and installs a teacher only after its file has loaded strictly into the model of
+that name and the accuracy stored in the file has matched the published one (`TeacherInfo.accuracy`).
+mdistiller publishes no checksum for cifar_teachers.tar, so none is verified (and none is made up here).
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import dataclasses
+import numbers
 import os
 import re
 import shutil
 import tarfile
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from ..download import Archive, DownloadError, fetch_archive
 
 ENV_VAR = "LDRLD_TEACHERS"
 DEFAULT_ROOT = Path("data/teachers/cifar100")
@@ -24,6 +30,11 @@ MDISTILLER_RELEASE = "https://github.com/megvii-research/mdistiller/releases/tag
 MDISTILLER_URL = "https://github.com/megvii-research/mdistiller/releases/download/checkpoints/cifar_teachers.tar"
 CRD_SCRIPT = "https://github.com/HobbitLong/RepDistiller/blob/master/scripts/fetch_pretrained_teachers.sh"
 CRD_URL = "http://shape2prog.csail.mit.edu/repo/{name}_vanilla/ckpt_epoch_240.pth"  # used by CRD_SCRIPT
+# mdistiller's repository (README, code, every commit up to a08d46f) publishes no checksum of the archive
+TEACHERS_ARCHIVE = Archive(url=MDISTILLER_URL, filename="cifar_teachers.tar")
+# keys under which CRD/mdistiller-style checkpoints store their test top-1 (%), in the order they are looked up
+ACCURACY_KEYS = ("accuracy", "best_acc", "acc", "test_acc")
+ACCURACY_TOLERANCE = 0.005  # the published numbers have two decimals
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,12 @@ TEACHERS = {t.name: t for t in (
 )}
 
 
-class TeacherDownloadError(RuntimeError):
-    """fetch_teachers could not download the archive; the message says how to do it by hand."""
+class TeacherDownloadError(DownloadError):
+    """fetch_teachers could not download or unpack the archive; the message says how to do it by hand."""
+
+
+class TeacherCheckError(TeacherDownloadError):
+    """A downloaded teacher failed a check (strict load, stored accuracy); it was not installed."""
 
 
 def teachers_root(root: str | Path | None = None) -> Path:
@@ -96,50 +111,48 @@ def find_teacher(name: str, root: str | Path | None = None) -> Path:
     return path
 
 
-def fetch_teachers(root: str | Path | None = None, *, url: str = MDISTILLER_URL, timeout: float = 20.0,
+def fetch_teachers(root: str | Path | None = None, *, url: str = MDISTILLER_URL, timeout: float = 60.0,
                    names: list[str] | None = None, force: bool = False, progress: bool | None = None
                    ) -> dict[str, Path]:
-    """Download mdistiller's cifar_teachers.tar from `url` and unpack the teachers into `root`.
+    """Download mdistiller's cifar_teachers.tar from `url`, check each teacher, install it into `root`.
 
-    Skips the download when every requested file is present (unless force=True). `timeout` (s) bounds
-    every network wait; an unreachable network raises TeacherDownloadError with the manual steps.
+    Skips the download when every requested file is present (unless force=True). Each unpacked checkpoint is
+    loaded strictly into its model and its stored accuracy compared with `TEACHERS[name].accuracy`; only a
+    teacher that passes is moved to `teacher_path(name, root)`. Failures raise TeacherCheckError (after the
+    teachers that passed are installed); an unreachable network raises TeacherDownloadError with the manual
+    steps. `timeout` (s) bounds every network wait; the archive is deleted afterwards.
     """
     root = teachers_root(root)
     wanted = [_teacher(n).name for n in (names or TEACHERS)]
     if not force and all(teacher_path(n, root).is_file() for n in wanted):
         return {n: teacher_path(n, root) for n in wanted}
-    root.mkdir(parents=True, exist_ok=True)
-    archive = root / "cifar_teachers.tar.part"
+    archive = dataclasses.replace(TEACHERS_ARCHIVE, url=url)
     try:
-        _download(url, archive, timeout, progress)
-        found = _unpack(archive, root, wanted)
+        path = fetch_archive(archive, root, manual=manual_steps(root), timeout=timeout,
+                             progress=True if progress is None else progress)
+    except DownloadError as err:
+        raise TeacherDownloadError(str(err)) from err
+    try:
+        found, failures = _unpack_checked(path, root, wanted)
     finally:
-        archive.unlink(missing_ok=True)
-    missing = [n for n in wanted if n not in found]
+        path.unlink(missing_ok=True)
+    missing = [n for n in wanted if n not in found and n not in failures]
     if missing:
         warnings.warn(f"the archive at {url} holds no checkpoint for {missing}", stacklevel=2)
+    if failures:
+        installed = f" The teachers that passed were installed: {sorted(found)}." if found else ""
+        raise TeacherCheckError(f"{len(failures)} downloaded teacher(s) failed the checks and were not "
+                                f"installed:\n" + "\n".join(f"- {m}" for m in failures.values()) + installed)
     return found
 
 
-def _download(url: str, destination: Path, timeout: float, progress: bool | None) -> None:
-    """Stream `url` to `destination`; network errors become TeacherDownloadError."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(destination, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="cifar_teachers.tar", leave=False,
-                      disable=None if progress is None else not progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-        raise TeacherDownloadError(f"could not download {url} (timeout {timeout} s): {err}. "
-                                   f"{manual_steps(destination.parent)}") from err
+def _unpack_checked(archive: Path, root: Path, wanted: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """Copy `*/<name>_vanilla/ckpt_epoch_240.pth` members to a temporary name, check, then install.
 
-
-def _unpack(archive: Path, root: Path, wanted: list[str]) -> dict[str, Path]:
-    """Copy `*/<name>_vanilla/ckpt_epoch_240.pth` members of the tar to root/<name>_vanilla/."""
+    Returns ({name: installed path}, {name: why it failed}).
+    """
     pattern = re.compile(r"(?:^|/)([\w]+)_vanilla/ckpt_epoch_240\.pth$")
-    found = {}
+    found, failures = {}, {}
     try:
         tar = tarfile.open(archive)
     except tarfile.TarError as err:
@@ -149,14 +162,115 @@ def _unpack(archive: Path, root: Path, wanted: list[str]) -> dict[str, Path]:
             match = pattern.search(member.name)
             if not (member.isfile() and match and match.group(1) in wanted):
                 continue
-            target = teacher_path(match.group(1), root)  # our own path: member names never choose it
+            name = match.group(1)
+            target = teacher_path(name, root)  # our own path: member names never choose it
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")  # a cut-off copy never looks present
-            with tar.extractfile(member) as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            partial = target.with_name(target.name + ".unverified")  # never looks like an installed teacher
+            try:
+                with tar.extractfile(member) as src, open(partial, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                check_teacher_file(name, partial, shown_as=f"{member.name} (from {archive.name})")
+            except BaseException as err:
+                partial.unlink(missing_ok=True)
+                if not isinstance(err, (TeacherCheckError, tarfile.TarError, OSError)):
+                    raise
+                failures[name] = str(err)
+                continue
             partial.replace(target)
-            found[match.group(1)] = target
-    return found
+            found[name] = target
+    return found, failures
+
+
+@contextlib.contextmanager
+def _crd_globals():
+    """Let torch.load(weights_only=True) build the few non-tensor objects CRD-style checkpoints hold: the
+    training options (argparse.Namespace) and numpy numbers (by their numpy 1 and numpy 2 names).
+    No function is allowed, so reading stays free of arbitrary code."""
+    import numpy as np
+    import torch
+
+    allow = getattr(torch.serialization, "safe_globals", None)
+    if allow is None:  # an older torch: the file is read with the plain weights_only rules
+        yield
+        return
+    scalar = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor
+    dtypes = {type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32")}
+    with allow([argparse.Namespace, scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]):
+        yield
+
+
+def stored_accuracy(checkpoint) -> tuple[str, float] | None:
+    """(key, value) of the test top-1 a loaded checkpoint dict stores (first of ACCURACY_KEYS), else None.
+
+    A value may be a Python or numpy number or a one-element tensor (CRD's scripts store either).
+    """
+    import torch
+
+    if not isinstance(checkpoint, dict):
+        return None
+    for key in ACCURACY_KEYS:
+        value = checkpoint.get(key)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return key, float(value)
+    return None
+
+
+def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = None) -> float:
+    """Load `path` strictly into a fresh `name` model and compare its stored accuracy with the published one.
+
+    Returns the stored accuracy; raises TeacherCheckError naming the file (`shown_as`, default the path),
+    the key differences or both accuracies, and what to do.
+    """
+    from .checkpoints import CheckpointError, read_checkpoint
+    from .registry import build_model
+
+    info = _teacher(name)
+    shown = shown_as or str(path)
+    todo = (f"Download it again (`ldrld-mini teachers --fetch`); if it fails again, the archive at "
+            f"{MDISTILLER_URL} is not the one this package knows: report it, or put a checkpoint you trust "
+            f"at {info.relative_path} under the teachers folder by hand")
+    model = build_model(name, num_classes=100)
+    try:
+        with _crd_globals():
+            raw = read_checkpoint(path)
+        _load_strict(model, raw, path)
+    except CheckpointError as err:
+        raise TeacherCheckError(f"teacher {name!r} in {shown} does not load strictly into {name}: "
+                                f"{_summarise(str(err))}. {todo}.") from None
+    stored = stored_accuracy(raw)
+    if stored is None:
+        keys = sorted(map(str, raw)) if isinstance(raw, dict) else "none (a bare state dict)"
+        raise TeacherCheckError(f"teacher {name!r} in {shown} stores no accuracy (looked for "
+                                f"{', '.join(ACCURACY_KEYS)}; its top-level keys: {keys}), so it cannot be "
+                                f"checked against the published top-1 {info.accuracy:.2f}. {todo}.")
+    key, value = stored
+    if abs(value - info.accuracy) > ACCURACY_TOLERANCE + 1e-9:
+        raise TeacherCheckError(f"teacher {name!r} in {shown} stores {key}={value:g}, but the published "
+                                f"top-1 of this teacher is {info.accuracy:.2f}: it is not the published "
+                                f"checkpoint. {todo}; `ldrld-mini eval` measures a file's top-1.")
+    return value
+
+
+def _load_strict(model, raw, path) -> None:
+    """load_checkpoint's steps on an already-read checkpoint: split, strip wrappers, strict load."""
+    from .checkpoints import CheckpointError, describe_diff, diff_layouts, split_checkpoint, strip_wrappers
+
+    state_dict, _ = split_checkpoint(raw)
+    model_state = model.state_dict()
+    state_dict = strip_wrappers(state_dict, set(model_state))
+    diff = diff_layouts(model_state, state_dict)
+    if not diff.ok:
+        raise CheckpointError(describe_diff(diff, path, model))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _summarise(message: str) -> str:
+    """The key differences of a describe_diff message on one line (it already lists at most 10 keys a kind)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    kinds = [line for line in lines if line.startswith(("missing", "unexpected", "wrong shape"))]
+    return "; ".join(kinds) if kinds else lines[0] if lines else message
 
 
 def format_teacher_table(root: str | Path | None = None) -> str:
