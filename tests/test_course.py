@@ -52,6 +52,10 @@ def test_readme_badges_cover_every_notebook():
     assert "../shared" not in text and "METHOD.md" not in text
     assert set(tools.GIT_URL_RE.findall(text)) == {"git+", "git clone "}
     assert all(m.group(0).endswith(f"{URL}.git") for m in tools.GIT_URL_RE.finditer(text))
+    for page in (ROOT / "docs").glob("*.md"):  # update_readme rewrites README.md only: no URL to miss elsewhere
+        other = page.read_text(encoding="utf-8")
+        assert not tools.GIT_URL_RE.search(other) and "colab.research.google.com" not in other, page.name
+        assert URL not in other, f"{page.name}: the repository's address belongs in README.md and pyproject.toml"
 
 
 
