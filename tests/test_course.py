@@ -152,6 +152,18 @@ def test_the_readme_links_every_docs_page():
     assert {p.name for p in (ROOT / "docs").glob("*.md")} <= {Path(link).name for link in relative_links(text)}
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_course_table_states_the_time_the_notebook_states(path):
+    """A notebook that states its time at the top (`*Time: about N minutes ...*`) has that time in the README's
+    course table; one that states none runs in about a minute in its fast default."""
+    row = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith(f"| [{path.name[:2]} ·"))
+    time_cell = row.rstrip(" |").rsplit(" | ", 1)[1]
+    header = "\n".join(c.source for c in read(path).cells[:2] if c.cell_type == "markdown")
+    stated = re.search(r"^\*Time: (.*)\*$", header, re.M)
+    minutes = re.findall(r"about (\d+) minutes?", stated.group(1)) if stated else ["1"]
+    assert re.findall(r"~(\d+) min", time_cell)[:len(minutes)] == minutes, (path.name, time_cell)
+
 def run_guard(monkeypatch, *, colab: bool, installed: bool, missing=("einops",)):
     """Execute the guard cell with Colab and the package faked; returns the pip command lines it ran."""
     calls = []
