@@ -314,3 +314,19 @@ def test_the_real_torch_hub_downloader_reads_a_file_url(tmp_path):
         fetch_archive(Archive((tmp_path / "missing.tar").as_uri(), "m.tar"), tmp_path / "dl2", manual="",
                       progress=False)
     assert list((tmp_path / "dl2").iterdir()) == []
+
+
+def test_the_docs_table_gives_the_checksums_the_code_checks():
+    from ldrld_mini.data.cifar import cifar100_archive
+    from ldrld_mini.models.teachers import TEACHERS_ARCHIVE
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in text.splitlines() if line.startswith("| `")}
+    for archive in (cifar100_archive(), tiny.tiny_imagenet_archive(), TEACHERS_ARCHIVE):
+        row = rows[archive.filename]
+        assert archive.url in row
+        if archive.checksum is None:
+            assert "| none |" in row
+        else:
+            assert f"{archive.checksum[0]} `{archive.checksum[1]}`" in row
+            assert archive.checksum_source.split(" ")[0].split("/blob/")[0] in row
