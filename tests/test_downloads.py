@@ -161,6 +161,21 @@ def test_fetch_accepts_the_published_accuracy_as_float32(tmp_path, network):
     assert fetch_teachers(tmp_path / "t", names=["resnet56"], progress=False)["resnet56"].is_file()
 
 
+def test_fetch_reads_a_pre_zip_checkpoint_pickled_under_numpy_1(tmp_path, network):
+    """The 2019 CRD files predate torch's zip format and numpy 2: their accuracy is a numpy float64 pickled as
+    numpy.core.multiarray.scalar. The check reads such a file without trusting arbitrary pickles."""
+    torch.manual_seed(0)
+    entry = {"epoch": 240, "model": build_model("resnet56", num_classes=100).state_dict(),
+             "accuracy": np.float64(72.34), "opt": argparse.Namespace(model="resnet56")}
+    path = tmp_path / "legacy.pth"
+    torch.save(entry, path, _use_new_zipfile_serialization=False)
+    raw = path.read_bytes()
+    assert raw.count(b"numpy._core.multiarray\nscalar") == 1
+    path.write_bytes(raw.replace(b"numpy._core.multiarray\nscalar", b"numpy.core.multiarray\nscalar"))
+    network.files[MDISTILLER_URL] = _teachers_tar(tmp_path, {"resnet56": path})
+    assert fetch_teachers(tmp_path / "t", names=["resnet56"], progress=False)["resnet56"].is_file()
+
+
 def test_fetch_refuses_a_teacher_without_a_stored_accuracy(tmp_path, network):
     network.files[MDISTILLER_URL] = _teachers_tar(tmp_path, {
         "resnet56": _teacher_file(tmp_path / "made.pth", "resnet56", accuracy=None)})
