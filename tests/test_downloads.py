@@ -345,3 +345,32 @@ def test_the_docs_table_gives_the_checksums_the_code_checks():
         else:
             assert f"{archive.checksum[0]} `{archive.checksum[1]}`" in row
             assert archive.checksum_source.split(" ")[0].split("/blob/")[0] in row
+
+
+def _ldrld_mini(capsys, *argv):
+    """(exit status, stdout, stderr) of `ldrld-mini argv...` run in this process."""
+    from ldrld_mini.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_teachers_fetch_command_installs_and_reports(tmp_path, network, capsys):
+    network.files[MDISTILLER_URL] = _teachers_tar(tmp_path, {
+        "resnet56": _teacher_file(tmp_path / "a.pth", "resnet56", accuracy=72.34),
+        "resnet110": _teacher_file(tmp_path / "b.pth", "resnet110", accuracy=74.0)})  # published: 74.31
+    root = tmp_path / "teachers"
+    with pytest.warns(UserWarning, match="holds no checkpoint for"):
+        code, out, err = _ldrld_mini(capsys, "teachers", "--root", str(root), "--fetch")
+    assert code == 2 and "Traceback" not in err and "resnet110" in err and "74.31" in err  # the bad one: exit 2
+    assert teacher_path("resnet56", root).is_file() and not teacher_path("resnet110", root).exists()
+    network.files[MDISTILLER_URL] = _teachers_tar(tmp_path, {
+        "resnet56": _teacher_file(tmp_path / "c.pth", "resnet56", accuracy=72.34, seed=1),
+        "resnet110": _teacher_file(tmp_path / "b.pth", "resnet110", accuracy=74.31)})
+    before = teacher_path("resnet56", root).read_bytes()
+    with pytest.warns(UserWarning, match=r"no checkpoint for \['resnet32x4', 'wrn_40_2', 'vgg13', 'ResNet50'\]"):
+        code, out, err = _ldrld_mini(capsys, "teachers", "--root", str(root), "--fetch")
+    assert code == 0 and len(network.calls) == 2
+    assert teacher_path("resnet110", root).is_file() and teacher_path("resnet56", root).read_bytes() == before
+    assert [line.split()[-1] for line in out.splitlines()[2:8]] == ["yes", "yes", "no", "no", "no", "no"]

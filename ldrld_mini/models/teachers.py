@@ -116,7 +116,8 @@ def fetch_teachers(root: str | Path | None = None, *, url: str = MDISTILLER_URL,
                    ) -> dict[str, Path]:
     """Download mdistiller's cifar_teachers.tar from `url`, check each teacher, install it into `root`.
 
-    Skips the download when every requested file is present (unless force=True). Each unpacked checkpoint is
+    Skips the download when every requested file is present, and keeps the present ones (force=True replaces
+    them). Each unpacked checkpoint is
     loaded strictly into its model and its stored accuracy compared with `TEACHERS[name].accuracy`; only a
     teacher that passes is moved to `teacher_path(name, root)`. Failures raise TeacherCheckError (after the
     teachers that passed are installed); an unreachable network raises TeacherDownloadError with the manual
@@ -124,8 +125,10 @@ def fetch_teachers(root: str | Path | None = None, *, url: str = MDISTILLER_URL,
     """
     root = teachers_root(root)
     wanted = [_teacher(n).name for n in (names or TEACHERS)]
-    if not force and all(teacher_path(n, root).is_file() for n in wanted):
-        return {n: teacher_path(n, root) for n in wanted}
+    present = {n: teacher_path(n, root) for n in wanted if not force and teacher_path(n, root).is_file()}
+    if len(present) == len(wanted):
+        return present
+    wanted = [n for n in wanted if n not in present]  # only those are unpacked: a present file is kept
     archive = dataclasses.replace(TEACHERS_ARCHIVE, url=url)
     try:
         path = fetch_archive(archive, root, manual=manual_steps(root), timeout=timeout,
@@ -143,7 +146,7 @@ def fetch_teachers(root: str | Path | None = None, *, url: str = MDISTILLER_URL,
         installed = f" The teachers that passed were installed: {sorted(found)}." if found else ""
         raise TeacherCheckError(f"{len(failures)} downloaded teacher(s) failed the checks and were not "
                                 f"installed:\n" + "\n".join(f"- {m}" for m in failures.values()) + installed)
-    return found
+    return {**present, **found}
 
 
 def _unpack_checked(archive: Path, root: Path, wanted: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
