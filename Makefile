@@ -4,6 +4,7 @@
 #               then notebooks 00-08 with their random draws perturbed (3 seeds)
 #   make lab    JupyterLab on notebooks/
 #   make bench  the loss benchmark (add BENCH=benchmarks/bench_train_step.py for the training step)
+#   make mutate the kept mutation test (tests/mutate.py; MODULE=engine for one module), a few minutes a module
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 BENCH ?= benchmarks/bench_losses.py
 
-.PHONY: demo test test-rounding test-perturbed lab bench venv clean
+.PHONY: demo test test-rounding test-perturbed lab bench mutate venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,12 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python $(BENCH)
+
+# realistic hand-written bugs in the engine, results, recipes, checkpoints, CLI and demo, each run against its
+# relevant tests in a temporary copy of the working tree (never edited in place); prints the kill rate per module
+MODULE ?=
+mutate: $(STAMP)
+	$(BIN)/python tests/mutate.py $(if $(MODULE),--module $(MODULE))
 
 clean:
 	rm -rf $(VENV) runs/demo .pytest_cache
