@@ -155,9 +155,8 @@ def _names_run_folder(path: str | None) -> bool:
 
 def _check_teacher_checkpoint(cfg) -> None:
     """Fail before any data is loaded when the teacher's checkpoint is not where the config says."""
-    from ldrld_mini.train import resolve_checkpoint
-
     from ldrld_mini.models import TEACHERS
+    from ldrld_mini.train.trainer import teacher_checkpoint_path
 
     path = cfg.model.teacher_checkpoint
     train_it = f"`{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir DIR`"
@@ -173,7 +172,7 @@ def _check_teacher_checkpoint(cfg) -> None:
     if not path:
         raise UsageError(f"no teacher checkpoint for {cfg.model.teacher!r}: set model.teacher_checkpoint=PATH.")
     try:
-        found = resolve_checkpoint(path)
+        found = teacher_checkpoint_path(cfg)
     except FileNotFoundError as err:
         raise UsageError(f"{err} ({hint}).") from None
     if not found.is_file():
@@ -495,12 +494,17 @@ def _command_line(spec, *, nproc: int, runs_dir: str, user_overrides: Sequence[s
 
 def _missing_teacher_files(specs) -> dict[str, str]:
     """{teacher: checkpoint path} of the teachers the students need as files that are not there."""
+    from ldrld_mini.train.trainer import teacher_checkpoint_path
+
     missing = {}
     for spec in specs:
         if spec.stage == 1 and spec.method != "vanilla":
-            path = spec.config().model.teacher_checkpoint
-            if not _names_run_folder(path) and not Path(path).is_file():
-                missing[spec.teacher] = path
+            cfg = spec.config()
+            path = cfg.model.teacher_checkpoint
+            if not _names_run_folder(path):
+                found = teacher_checkpoint_path(cfg)
+                if not found.is_file():
+                    missing[spec.teacher] = str(found)
     return missing
 
 

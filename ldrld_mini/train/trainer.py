@@ -174,6 +174,52 @@ def _published_teacher(cfg: Config) -> Path | None:
     return path if path.is_file() else None
 
 
+def teacher_checkpoint_path(cfg: Config) -> Path:
+    """The file the teacher is loaded from: `model.teacher_checkpoint` (a file, or a run folder's best.pt /
+    last.pt), else, for a published CIFAR-100 teacher, where `ldrld_mini.models.teacher_path` expects it
+    (honouring $LDRLD_TEACHERS). The one resolution used by the engine and by the CLI's checks; the returned
+    path may not exist (the caller names it in its error). FileNotFoundError for an empty setting or a run
+    folder holding no checkpoint."""
+    if not cfg.model.teacher_checkpoint:
+        raise _missing_teacher(cfg, "<model.teacher_checkpoint is empty>")
+    path = resolve_checkpoint(cfg.model.teacher_checkpoint)
+    if not path.is_file():
+        path = _published_teacher(cfg) or path
+    return path
+
+
+TEACHER_RECORD = "teacher.json"  # the teacher's identity, written when a distillation run starts
+
+
+def teacher_identity(path: str | os.PathLike) -> dict:
+    """What the teacher file is, by content: its sha256 and size (and the path it was read from, for messages)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "sha256": digest.hexdigest(), "bytes": Path(path).stat().st_size}
+
+
+def _check_teacher_identity(run_dir: Path, path: Path, say: Callable[[str], None]) -> None:
+    """On resume: ValueError when the teacher file's content differs from the one the run started with
+    (a moved but identical file is accepted); a folder without the record (older runs) is not checked."""
+    record_path = run_dir / TEACHER_RECORD
+    if not record_path.exists():
+        say(f"{run_dir}: no {TEACHER_RECORD} (a run folder from before teachers were recorded); the teacher "
+            f"{str(path)!r} is not checked against the one the run started with.")
+        return
+    saved = read_json(record_path, fix=f"delete it to resume unchecked, or {OVERWRITE_HINT}")
+    now = teacher_identity(path)
+    if saved.get("sha256") != now["sha256"]:
+        raise ValueError(
+            f"cannot resume {str(run_dir)!r}: the teacher differs from the one the run started with: "
+            f"{saved.get('path')!r} (sha256 {str(saved.get('sha256'))[:12]}…, {saved.get('bytes')} bytes) then, "
+            f"{now['path']!r} (sha256 {now['sha256'][:12]}…, {now['bytes']} bytes) now; resume with the "
+            f"original teacher file, {OVERWRITE_HINT} with the new one, or choose another run folder.")
+
+
 def load_teacher(cfg: Config, num_classes: int, device: torch.device, *, trust_pickle: bool = False) -> nn.Module:
     """Build the teacher named in the config, load its checkpoint (strict), eval mode, frozen.
 
@@ -181,11 +227,7 @@ def load_teacher(cfg: Config, num_classes: int, device: torch.device, *, trust_p
     """
     from ..models import build_model, load_checkpoint
 
-    if not cfg.model.teacher_checkpoint:
-        raise _missing_teacher(cfg, "<model.teacher_checkpoint is empty>")
-    path = resolve_checkpoint(cfg.model.teacher_checkpoint)
-    if not path.is_file():
-        path = _published_teacher(cfg) or path
+    path = teacher_checkpoint_path(cfg)
     if not path.is_file():
         raise _missing_teacher(cfg, path)
     teacher = build_model(cfg.model.teacher, num_classes=num_classes, dataset=cfg.dataset)
@@ -467,11 +509,17 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
     n_classes = num_classes_of(cfg)
 
     loss_scale = float(cfg.loss.get("ce_weight", 1.0)) if cfg.loss.get("legacy_double_weight") else 1.0
+    teacher_file = None  # the teacher's checkpoint when it is loaded by name (its identity is recorded)
     if getattr(loss_fn, "needs_teacher", False):
-        teacher = freeze(teacher.to(device)) if teacher is not None else load_teacher(
-            cfg, n_classes, device, trust_pickle=trust_pickle)
+        if teacher is None:
+            teacher_file = teacher_checkpoint_path(cfg)
+            teacher = load_teacher(cfg, n_classes, device, trust_pickle=trust_pickle)
+        else:
+            teacher = freeze(teacher.to(device))
     else:
         teacher = None
+    if state == "resume" and teacher_file is not None:  # every rank: all raise alike
+        _check_teacher_identity(run_dir, teacher_file, say)
 
     if student is None:
         from ..models import build_model
@@ -510,6 +558,10 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
                 _clear_run_dir(run_dir, Printer(None if quiet else quiet))
             _atomic_write_text(_config_text(cfg), run_dir / "config.yaml")
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            (run_dir / TEACHER_RECORD).unlink(missing_ok=True)
+            if teacher_file is not None:
+                _atomic_write_text(json.dumps(teacher_identity(teacher_file), indent=1) + "\n",
+                                   run_dir / TEACHER_RECORD)
         if teacher is not None:
             rng = rng_state()
             info["teacher_top1"] = evaluate(teacher, val_loader, **eval_kw)["top1"]
