@@ -477,8 +477,14 @@ def ablation_plan(table: str, *, seeds: Sequence[int], runs_dir: str | Path = "r
     return plan
 
 
-def _command_line(spec, *, nproc: int, runs_dir: str, user_overrides: Sequence[str], fast: bool) -> str:
-    """The shell command that runs one RunSpec (torchrun when `nproc` > 1)."""
+def _command_line(spec, *, nproc: int, runs_dir: str, fast: bool) -> str:
+    """The shell command that runs one RunSpec (torchrun when `nproc` > 1): the one `reproduce` prints, writes
+    into `--slurm` scripts and (split into words) starts with `--run`. Its overrides are the spec's own (a
+    table's teachers get the user's overrides without the loss options, `multirun._teacher_runs`), and it
+    carries `--resume`, which continues a run folder holding a run and starts an empty one afresh, so a
+    pasted script can simply be run again after an interruption."""
+    from ldrld_mini.train.fast import FAST_OVERRIDES
+
     launcher = [PROG] if nproc <= 1 else ["torchrun", f"--nproc_per_node={nproc}", "-m", "ldrld_mini"]
     if spec.method == "vanilla":
         words = ["train", "--recipe", spec.dataset, "--model", spec.student]
@@ -489,7 +495,17 @@ def _command_line(spec, *, nproc: int, runs_dir: str, user_overrides: Sequence[s
     if spec.stage == 0 or str(runs_dir) != "runs" or Path(spec.run_dir) != default_run_dir(
             spec.dataset, spec.method, spec.student, spec.teacher, spec.seed):
         words += ["--run-dir", str(spec.run_dir)]
-    return shlex.join(launcher + words + (["--fast"] if fast else []) + list(user_overrides))
+    overrides = list(spec.overrides)
+    if fast and tuple(overrides[len(overrides) - len(FAST_OVERRIDES):]) == tuple(FAST_OVERRIDES):
+        overrides = overrides[:len(overrides) - len(FAST_OVERRIDES)]  # `--fast` says them
+    return shlex.join(launcher + words + ["--resume"] + (["--fast"] if fast else []) + overrides)
+
+
+def _worker_argv(line: str) -> list[str]:
+    """The printed command `line` (`ldrld-mini ...`) as this Python's `-m ldrld_mini` argv (what --run starts)."""
+    words = shlex.split(line)
+    assert words[0] == PROG, line
+    return [sys.executable, "-m", "ldrld_mini", *words[1:]]
 
 
 def _missing_teacher_files(specs) -> dict[str, str]:
@@ -532,16 +548,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     specs = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
                            overrides=args.overrides, fast=args.fast)
     if args.slurm:
-        return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir,
-                                                         user_overrides=args.overrides, fast=args.fast))
+        return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, fast=args.fast))
                                    for spec in specs], name=args.table)
     if not args.run:
         seeds = " ".join(str(seed) for seed in args.seeds)
         print(f"# {args.table}: {len(specs)} runs (pairs × methods {' '.join(args.methods)} × seeds {seeds})")
         print("\n".join(_prerequisites(args.table, specs)))
         for spec in specs:
-            print(_command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, user_overrides=args.overrides,
-                                fast=args.fast))
+            print(_command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, fast=args.fast))
         print(f"# then: {PROG} results {Path(args.runs_dir) / args.table}")
         return 0
     return _run_specs(args, specs)
@@ -553,9 +567,8 @@ def _reproduce_ablation(args: argparse.Namespace) -> int:
                          fast=args.fast)
     specs = [spec for spec, _ in plan]
     if args.slurm:
-        return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir,
-                                                         user_overrides=[*own, *args.overrides], fast=args.fast))
-                                   for spec, own in plan], name=f"{args.table}_ablation")
+        return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, fast=args.fast))
+                                   for spec in specs], name=f"{args.table}_ablation")
     if args.run:
         return _run_specs(args, specs)
     _, teacher, student = ABLATION_PAIR
@@ -563,9 +576,8 @@ def _reproduce_ablation(args: argparse.Namespace) -> int:
     print(f"# {args.table} ablation, ldrld {teacher} -> {student}: {len(specs)} runs "
           f"({len(ABLATIONS)} variants × seeds {seeds}): {', '.join(name for name, _ in ABLATIONS)}")
     print("\n".join(_prerequisites(args.table, specs)))
-    for spec, own in plan:
-        print(_command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, user_overrides=[*own, *args.overrides],
-                            fast=args.fast))
+    for spec in specs:
+        print(_command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, fast=args.fast))
     print(f"# then: {PROG} results {Path(args.runs_dir) / (args.table + '_ablation')}")
     return 0
 
@@ -663,7 +675,8 @@ def _run_specs(args: argparse.Namespace, specs) -> int:
     if missing:
         raise UsageError(f"teacher checkpoints missing: {missing}"
                          + (f"; `{PROG} teachers --fetch` downloads them." if args.table == "cifar100" else "."))
-    outcomes = run_many(specs, parallel=args.parallel)
+    lines = {spec: _command_line(spec, nproc=1, runs_dir=args.runs_dir, fast=args.fast) for spec in specs}
+    outcomes = run_many(specs, parallel=args.parallel, command=lambda spec: _worker_argv(lines[spec]))
     print(format_outcomes(outcomes))
     print(f"table: {PROG} results {Path(args.runs_dir) / args.table}")
     return int(any(o.status == "failed" for o in outcomes))

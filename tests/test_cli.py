@@ -136,8 +136,8 @@ def test_reproduce_cifar100_prints_every_command(capsys):
     students = {s for _, s in pairs}
     assert len(commands) == 3 * (3 * len(pairs) + len(students))  # seeds × (KD/DKD/LDRLD per pair + vanilla per student)
     assert ("ldrld-mini distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 --method ldrld "
-            "--seed 2 optim.lr=0.1") in commands
-    assert "ldrld-mini train --recipe cifar100 --model resnet8x4 --seed 0 optim.lr=0.1" in commands
+            "--seed 2 --resume optim.lr=0.1") in commands
+    assert "ldrld-mini train --recipe cifar100 --model resnet8x4 --seed 0 --resume optim.lr=0.1" in commands
     assert all(c.endswith("optim.lr=0.1") for c in commands)  # overrides after --seeds are not seeds
 
 
@@ -198,7 +198,7 @@ def test_reproduce_ablation_run_runs_exactly_the_printed_commands(capsys, monkey
     commands, _ = ablation_commands(capsys, "--fast", "optim.lr=0.1")
     started = []
     monkeypatch.setattr(cli, "_missing_teacher_files", lambda specs: {})  # no CRD teacher files in the tests
-    monkeypatch.setattr(multirun, "run_many", lambda specs, parallel: started.extend(specs) or [])
+    monkeypatch.setattr(multirun, "run_many", lambda specs, **_: started.extend(specs) or [])
     code, _, err = run_main(capsys, "reproduce", "cifar100", "--ablation", "--seeds", "0", "1", "--fast", "--run",
                             "optim.lr=0.1")
     assert code == 0, err

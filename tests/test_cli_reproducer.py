@@ -1,5 +1,6 @@
 """Issue 20: the reproducer's path through `ldrld-mini` (teachers from $LDRLD_TEACHERS, the teacher's identity
 across a resume, printed scripts equal to `--run`, placeholders, signals, eval mistakes)."""
+import re
 import sys
 from pathlib import Path
 
@@ -71,3 +72,68 @@ def test_resume_refuses_another_teacher_and_accepts_a_moved_copy(capsys, tmp_pat
     (student / "teacher.json").unlink()  # a run folder from before the record
     code, out, err = distill(teachers[1], "--resume")
     assert code == 0 and "no teacher.json" in out + err, out + err
+
+
+def _printed_and_run(capsys, monkeypatch, argv):
+    """(the commands `reproduce argv` prints, the argv lists `reproduce argv --run` would start)."""
+    import ldrld_mini.train.multirun as multirun
+
+    code, out, err = run_main(capsys, "reproduce", *argv)
+    assert code == 0, err
+    printed = [line for line in out.splitlines() if line and not line.startswith("#")]
+    teacher_dirs = re.findall(r"^# teacher \S+: trained first into (\S+)$", out, re.M)
+    started = []
+
+    def fake_run_many(specs, *, command, **_):
+        started.extend(command(spec) for spec in specs)
+        return [multirun.RunOutcome(spec, "done") for spec in specs]
+
+    monkeypatch.setattr(multirun, "run_many", fake_run_many)
+    if "--nproc" not in argv:
+        code, _, err = run_main(capsys, "reproduce", *argv, "--run")
+        assert code == 0, err
+    return printed, started, teacher_dirs
+
+
+@pytest.mark.parametrize("argv", [
+    ["synthetic", "--seeds", "0", "--methods", "ldrld", "loss.alpha=8"],
+    ["synthetic", "--seeds", "3", "1", "--methods", "kd", "vanilla", "--runs-dir", "elsewhere",
+     "data.root=somewhere", "optim.lr=0.01"],
+    ["synthetic", "--seeds", "0", "--methods", "dkd", "--fast", "loss.beta=2", "schedule.epochs=2"],
+    ["synthetic", "--seeds", "0", "--methods", "ldrld", "--nproc", "2", "loss.k=3"],
+    ["cifar100", "--ablation", "--seeds", "0", "1", "data.root=d", "--fast"],
+])
+def test_printed_script_is_what_run_runs_and_carries_every_option(capsys, monkeypatch, tmp_path, argv):
+    """Point 3 and issue 18: every option of `reproduce` reaches every printed command; `--run` starts exactly
+    those commands; each printed command parses as the CLI would run it (a teacher's `train` line carries no
+    loss option) and carries --resume, so a pasted script can be run again."""
+    import shlex
+
+    from ldrld_mini.models import TEACHERS, teacher_path
+
+    monkeypatch.chdir(tmp_path)
+    for name in TEACHERS:  # presence only: --run's pre-check for the cifar100 ablation
+        teacher_path(name).parent.mkdir(parents=True, exist_ok=True)
+        teacher_path(name).write_bytes(b"x")
+    printed, started, teacher_dirs = _printed_and_run(capsys, monkeypatch, argv)
+    assert printed
+    if "--nproc" not in argv:
+        assert [["ldrld-mini", *a[3:]] for a in started] == [shlex.split(line) for line in printed]
+        assert all(a[1:3] == ["-m", "ldrld_mini"] for a in started)
+    seeds = argv[argv.index("--seeds") + 1:]
+    seeds = seeds[:next((i for i, w in enumerate(seeds) if not w.isdigit()), len(seeds))]
+    overrides = [w for w in argv if "=" in w]
+    for line in printed:
+        words = shlex.split(line)
+        if "--nproc" in argv:
+            assert words[:3] == ["torchrun", "--nproc_per_node=2", "-m"]
+            words = ["ldrld-mini", *words[4:]]
+        teacher_line = "--run-dir" in words and words[words.index("--run-dir") + 1] in teacher_dirs
+        assert "--resume" in words and (teacher_line or words[words.index("--seed") + 1] in seeds)
+        assert ("--fast" in words) == ("--fast" in argv)
+        for o in overrides:
+            assert o in words or (teacher_line and o.startswith("loss.")), (o, line)
+        if "--runs-dir" in argv and not teacher_line:  # teachers go where the recipe's students look for them
+            assert "--run-dir" in words and words[words.index("--run-dir") + 1].startswith("elsewhere/")
+        code, _, err = run_main(capsys, *words[1:], "--print-config")  # what pasting it would run
+        assert code == 0, (line, err)
