@@ -435,15 +435,19 @@ def reproduce_plan(table: str, *, seeds: Sequence[int], methods: Sequence[str] =
 def _check_overrides(table: str, methods: Sequence[str], overrides: Sequence[str]) -> None:
     """UsageError naming the method when an override does not apply to one of `methods`."""
     from ldrld_mini.recipes import list_pairs, load_config
+    from ldrld_mini.train.multirun import fill_placeholders
 
     teacher, student = list_pairs(table)[0]
     for method in methods:
+        who = None if method == "vanilla" else teacher
         try:
-            load_config(table, teacher=None if method == "vanilla" else teacher, student=student, method=method,
-                        overrides=overrides)
+            load_config(table, teacher=who, student=student, method=method,
+                        overrides=fill_placeholders(overrides, teacher=who, student=student, method=method, seed=0))
         except ValueError as err:
-            raise UsageError(f"{err} (for --methods {method}: pass loss options with the one method they belong "
-                             "to, e.g. --methods ldrld loss.alpha=8)") from None
+            if "loss." not in str(err):
+                raise UsageError(str(err)) from None
+            raise UsageError(f"{err} (for --methods {method}: a loss option applies to all the --methods given, "
+                             "so pass it with the method it belongs to, e.g. --methods ldrld loss.alpha=8)") from None
 
 
 def ablation_plan(table: str, *, seeds: Sequence[int], runs_dir: str | Path = "runs", overrides: Sequence[str] = (),
@@ -453,7 +457,7 @@ def ablation_plan(table: str, *, seeds: Sequence[int], runs_dir: str | Path = "r
     Run folders: `<runs_dir>/<table>_ablation/<teacher>-<student>/<variant>/seed<k>`, apart from the table's.
     """
     from ldrld_mini.train.fast import FAST_OVERRIDES
-    from ldrld_mini.train.multirun import RunSpec
+    from ldrld_mini.train.multirun import RunSpec, fill_placeholders
 
     dataset, teacher, student = ABLATION_PAIR
     if table != dataset:
@@ -470,8 +474,9 @@ def ablation_plan(table: str, *, seeds: Sequence[int], runs_dir: str | Path = "r
     for seed in seeds:
         for name, own in ABLATIONS:
             run_dir = Path(runs_dir) / f"{dataset}_ablation" / f"{teacher}-{student}" / name / f"seed{seed}"
+            filled = fill_placeholders(overrides, teacher=teacher, student=student, method="ldrld", seed=seed)
             spec = RunSpec(dataset, "ldrld", teacher, student, seed, str(run_dir),
-                           (*own, *overrides, *(FAST_OVERRIDES if fast else ())))
+                           (*own, *filled, *(FAST_OVERRIDES if fast else ())))
             spec.config()  # fail early on a bad override
             plan.append((spec, own))
     return plan

@@ -137,3 +137,18 @@ def test_printed_script_is_what_run_runs_and_carries_every_option(capsys, monkey
             assert "--run-dir" in words and words[words.index("--run-dir") + 1].startswith("elsewhere/")
         code, _, err = run_main(capsys, *words[1:], "--print-config")  # what pasting it would run
         assert code == 0, (line, err)
+
+
+def test_placeholders_are_filled_per_run_and_an_unknown_one_is_named(capsys, monkeypatch, tmp_path):
+    """Point 4: `{teacher}`, `{student}`, `{method}`, `{seed}` in an override are filled in for each run."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "1", "--methods", "kd", "ldrld",
+                              "model.teacher_checkpoint=ck/{teacher}.pth", "name={method}-{student}-s{seed}")
+    assert code == 0, err
+    commands = [line for line in out.splitlines() if line and not line.startswith("#")]
+    assert "{" not in "\n".join(commands)
+    line = next(c for c in commands if "--teacher resnet32x4" in c and "--method ldrld" in c and "--seed 1" in c)
+    assert "model.teacher_checkpoint=ck/resnet32x4.pth" in line and "name=ldrld-resnet8x4-s1" in line
+    assert "# teacher resnet56: ck/resnet56.pth (MISSING)" in out
+    code, _, err = run_main(capsys, "reproduce", "cifar100", "--methods", "kd", "data.root=x/{pair}")
+    assert code == 2 and "unknown placeholder {pair}" in err and "{teacher}" in err and "loss option" not in err

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -120,14 +121,37 @@ def run_folder(dataset: str, method: str, student: str, teacher: str | None, see
     return Path(runs_root) / dataset / pair / method / f"seed{seed}"
 
 
+PLACEHOLDERS = ("teacher", "student", "method", "seed")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill_placeholders(overrides: Sequence[str], *, teacher: str | None, student: str, method: str,
+                      seed: int | str) -> tuple[str, ...]:
+    """`overrides` with `{teacher}`, `{student}`, `{method}` and `{seed}` filled in for one run (a vanilla run's
+    `{teacher}` is its student); ValueError naming an unknown placeholder."""
+    names = {"teacher": teacher or student, "student": student, "method": method, "seed": str(seed)}
+
+    def fill(match: re.Match) -> str:
+        if match.group(1) not in names:
+            raise ValueError(f"override {match.string!r}: unknown placeholder {match.group(0)}; use "
+                             f"{', '.join('{' + n + '}' for n in PLACEHOLDERS)} (filled in per run).")
+        return names[match.group(1)]
+
+    return tuple(_PLACEHOLDER.sub(fill, o) for o in overrides)
+
+
 def _teacher_runs(dataset: str, teachers: Iterable[str], overrides: Sequence[str]) -> list[RunSpec]:
     """Vanilla runs of the teachers whose checkpoint the recipe expects in a run folder (not a file)."""
     specs = []
-    plain = tuple(o for o in overrides if not o.strip().startswith("loss."))  # loss options are per method
     for teacher in dict.fromkeys(teachers):
-        path = load_config(dataset, teacher=teacher, method="kd", overrides=plain).model.teacher_checkpoint
+        # a teacher's run gets the overrides without the loss options (they are per method): `reproduce`
+        # prints, and --run starts, exactly these (cli._command_line)
+        plain = tuple(o for o in overrides if not o.strip().startswith("loss."))
+        filled = fill_placeholders(plain, teacher=teacher, student=teacher, method="kd", seed=0)
+        path = load_config(dataset, teacher=teacher, method="kd", overrides=filled).model.teacher_checkpoint
         if path and Path(path).suffix not in (".pt", ".pth", ".tar"):
-            seed = load_config(dataset, student=teacher, method="vanilla", overrides=plain).train.seed
+            seed = load_config(dataset, student=teacher, method="vanilla", overrides=filled).train.seed
+            plain = fill_placeholders(plain, teacher=teacher, student=teacher, method="vanilla", seed=seed)
             specs.append(RunSpec(dataset, "vanilla", None, teacher, seed, str(path), plain, stage=0))
     return specs
 
@@ -165,7 +189,9 @@ def plan_table(dataset: str = "cifar100", seeds: Iterable[int] = (0,), *, method
                     continue  # a vanilla student shared by several pairs
                 seen.add((who, student, method, seed))
                 run_dir = run_folder(dataset, method, student, who, seed, runs_root)
-                specs.append(RunSpec(dataset, method, who, student, seed, str(run_dir), overrides))
+                specs.append(RunSpec(dataset, method, who, student, seed, str(run_dir),
+                                     fill_placeholders(overrides, teacher=who, student=student, method=method,
+                                                       seed=seed)))
     for spec in specs:
         spec.config()  # fail early on a bad method, pair or override
     return specs
