@@ -110,7 +110,7 @@ MUTATIONS = [
     M("recipes", RECIPES, 'if key not in valid and not key.startswith("data.options."):',
       'if False and key not in valid:', ("tests/test_recipes.py",), "an unknown override key is accepted"),
     M("recipes", RECIPES, "        return int(new)\n", "        return new\n",
-      ("tests/test_recipes.py",), "an integer key set to 2.0 stays a float"),
+      ("tests/test_recipes.py", "tests/test_results_tables.py"), "an integer key set to 2.0 stays a float"),
     M("recipes", RECIPES, "return key.strip(), yaml.safe_load(value) if value.strip() else None",
       "return key.strip(), value if value.strip() else None",
       ("tests/test_recipes.py", "tests/test_results_tables.py"), "override values not parsed (all strings)"),

@@ -52,3 +52,12 @@ def test_runs_whose_root_contains_separators_average_together(tmp_path):
     assert len(groups) == 1 and groups[0].seeds == [0, 1] and groups[0].variant == ""
     row = next(line for line in format_results(tmp_path).splitlines() if "| ldrld |" in line)
     assert _cells(row)[3:6] == ["2", "76.00 ± 1.41", "75.00 ± 1.41"]
+
+
+def test_integer_override_written_as_a_float_becomes_an_integer():
+    cfg = load_config("cifar100", teacher="resnet32x4", student="resnet8x4", method="ldrld",
+                      overrides=["epochs=2.0", "batch_size=32.0"])
+    assert cfg.schedule.epochs == 2 and type(cfg.schedule.epochs) is int
+    assert cfg.data.batch_size == 32 and type(cfg.data.batch_size) is int
+    with pytest.raises(ValueError, match="epochs=2.5"):
+        load_config("cifar100", teacher="resnet32x4", student="resnet8x4", method="ldrld", overrides=["epochs=2.5"])
