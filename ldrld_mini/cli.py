@@ -7,6 +7,7 @@ Heavy imports (torch) happen inside the subcommands, so `--help` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shlex
@@ -921,7 +922,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        return int(args.handler(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.handler(args) or 0)
     except _user_errors() as err:
         if args.debug:
             raise
@@ -931,7 +933,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ldrld-mini reproduce cifar100 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted after {time.perf_counter() - start:.0f} s "
-              "(an unfinished run continues with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        again = ("run the same command again: finished runs are skipped, unfinished ones resumed"
+                 if args.command == "reproduce" else "an unfinished run continues with --resume")
+        print(f"{PROG} {args.command}: {'terminated' if isinstance(err, _Terminated) else 'interrupted'} after "
+              f"{time.perf_counter() - start:.0f} s ({again})", file=sys.stderr)
+        return 143 if isinstance(err, _Terminated) else 130
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, SLURM), raised where Ctrl-C's KeyboardInterrupt would be."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Handle SIGTERM like Ctrl-C while a command runs: the same cleanup (run folder locks released,
+    `reproduce --run`'s workers stopped: they get SIGTERM and do the same), then exit status 143."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -152,3 +152,45 @@ def test_placeholders_are_filled_per_run_and_an_unknown_one_is_named(capsys, mon
     assert "# teacher resnet56: ck/resnet56.pth (MISSING)" in out
     code, _, err = run_main(capsys, "reproduce", "cifar100", "--methods", "kd", "data.root=x/{pair}")
     assert code == 2 and "unknown placeholder {pair}" in err and "{teacher}" in err and "loss option" not in err
+
+
+def test_sigterm_stops_reproduce_run_and_its_worker_and_the_run_resumes(tmp_path):
+    """Point 5: SIGTERM to `reproduce --run` (what `timeout` and SLURM send) stops its worker too: the worker's
+    process is gone, the run folder's lock is free, and running the command again resumes the run."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from ldrld_mini.runfolder import HOLDER_NAME, check_unlocked
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    slow = [o for o in TINY_SYNTHETIC if not o.startswith("schedule.epochs")] + ["schedule.epochs=200"]
+    argv = [sys.executable, "-m", "ldrld_mini", "reproduce", "synthetic", "--methods", "vanilla", "--seeds", "0",
+            "--run", *slow]
+    parent = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "runs/synthetic/resnet8/vanilla/seed0"
+    deadline = time.monotonic() + 240
+    while not ((run_dir / "last.pt").exists() and (run_dir / HOLDER_NAME).exists()):
+        assert parent.poll() is None and time.monotonic() < deadline, parent.communicate()
+        time.sleep(0.2)
+    worker = json.loads((run_dir / HOLDER_NAME).read_text())["pid"]
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 143 and "terminated" in err and "run the same command again" in err, err
+    with pytest.raises(ProcessLookupError):  # the worker is gone too
+        os.kill(worker, 0)
+    check_unlocked(run_dir)  # the lock is free
+    assert not (run_dir / "summary.json").exists()
+    # epoch 1 (in last.pt, which existed before the signal) keeps its line: a retrained epoch has another epoch_time
+    before = (run_dir / "metrics.jsonl").read_text().splitlines()[:1]
+    resumed = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    while len((run_dir / "metrics.jsonl").read_text().splitlines()) <= len(before):
+        assert resumed.poll() is None and time.monotonic() < deadline, resumed.communicate()
+        time.sleep(0.2)
+    resumed.send_signal(signal.SIGTERM)
+    resumed.communicate(timeout=120)
+    assert before and (run_dir / "metrics.jsonl").read_text().splitlines()[:len(before)] == before  # continued

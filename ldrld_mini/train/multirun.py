@@ -265,8 +265,13 @@ def run_many(specs: Sequence[RunSpec], *, parallel: int = 1, devices: Sequence[s
                     + ("" if proc.returncode == 0 else f" (exit {proc.returncode}, see {outcome.log})"))
     finally:
         for proc, _, _, log in running.values():  # interrupted: stop only the workers started here
-            proc.terminate()
-            proc.wait()
+            proc.terminate()  # a worker handles SIGTERM like Ctrl-C: it releases its run folder's lock
+        for proc, _, _, log in running.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             log.close()
     return [outcomes[s] for s in specs]
 
