@@ -328,7 +328,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--checkpoint {args.checkpoint!r} does not exist; pass a .pth/.pt file or a run folder.")
     if Path(args.checkpoint).is_dir() and checkpoint.name == "last.pt":
         print(f"note: {args.checkpoint} has no best.pt; evaluating its last.pt instead", flush=True)
-    num_classes = args.num_classes or options.get("num_classes") or DATASETS[args.dataset].num_classes
+    data_classes = options.get("num_classes") or DATASETS[args.dataset].num_classes
+    num_classes = args.num_classes or data_classes
+    if num_classes < data_classes:
+        raise UsageError(f"--num-classes {num_classes}: {args.dataset} has {data_classes} classes, and a model with "
+                         f"fewer outputs cannot score its labels; pass --num-classes {data_classes} (or leave it out) "
+                         "with a checkpoint trained on this dataset.")
     model = build_model(args.model, num_classes=num_classes, dataset=args.dataset)
     meta = load_checkpoint(model, checkpoint, strict=True, trust_pickle=args.trust_pickle)
     root = args.data_root or _default_data_root(args.dataset)

@@ -194,3 +194,18 @@ def test_sigterm_stops_reproduce_run_and_its_worker_and_the_run_resumes(tmp_path
     resumed.send_signal(signal.SIGTERM)
     resumed.communicate(timeout=120)
     assert before and (run_dir / "metrics.jsonl").read_text().splitlines()[:len(before)] == before  # continued
+
+
+def test_eval_with_fewer_classes_than_the_data_is_one_message(capsys, tmp_path):
+    """Point 6: `eval --num-classes 10` on a dataset with more classes: one message, exit 2 (was an IndexError)."""
+    import torch
+
+    from ldrld_mini.models import build_model
+
+    checkpoint = tmp_path / "ten.pth"
+    torch.save(build_model("resnet8", num_classes=10, dataset="synthetic").state_dict(), checkpoint)
+    code, _, err = run_main(capsys, "eval", "--model", "resnet8", "--checkpoint", str(checkpoint), "--dataset",
+                            "synthetic", "--num-classes", "10", "--data-option", "num_classes=20",
+                            "--data-option", "train_per_class=2", "--data-option", "val_per_class=2",
+                            "--device", "cpu")
+    assert code == 2 and "--num-classes 10" in err and "20 classes" in err and "Traceback" not in err, err
