@@ -401,8 +401,14 @@ def cmd_results(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.output:
         from ldrld_mini.runfolder import atomic_write_text, ensure_dir
-        ensure_dir(Path(args.output).parent)
-        atomic_write_text(text, Path(args.output))  # a full or read-only disk: exit 2 naming the file
+        from ldrld_mini.runfolder import RunFileError, RunWriteError
+        try:
+            ensure_dir(Path(args.output).parent)
+            atomic_write_text(text, Path(args.output))
+        except (RunFileError, RunWriteError, OSError) as err:  # read-only, full, or a file where a folder goes
+            reason = getattr(err, "strerror", None) or str(err).split(";")[0]
+            raise UsageError(f"--output {args.output!r} cannot be written ({reason}); choose another --output "
+                             "(e.g. in your home folder).") from None
         print(f"\nwritten to {args.output}")
     if args.plot:
         _save_curves_plot(args.runs_dir, Path(args.plot))
@@ -537,7 +543,9 @@ def _missing_teacher_files(specs) -> dict[str, str]:
 
 def _prerequisites(table: str, specs) -> list[str]:
     """Comment lines: what must be in place before the table's commands can run (data, teacher files)."""
-    lines = [f"# data: {PROG} prepare-data {table}" + (" --download" if table == "cifar100" else "")]
+    root = specs[0].config().data.root if specs else None
+    lines = [f"# data: {PROG} prepare-data {table}" + (f" --root {shlex.quote(str(root))}" if root else "")
+             + (" --download" if table == "cifar100" else "") + "   (checks it is there)"]
     lines += [f"# teacher {t}: {path} (MISSING)" for t, path in _missing_teacher_files(specs).items()]
     if table == "cifar100" and len(lines) > 1:
         lines.append(f"# missing CIFAR-100 teachers: {PROG} teachers --fetch   (the CRD checkpoints)")
@@ -768,11 +776,12 @@ def _add_set_option(p: argparse.ArgumentParser, what: str) -> None:
                         "line means the same: loss.alpha=8 optim.lr=0.1 epochs=2")
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by `train` and `distill`."""
+def _add_run_options(p: argparse.ArgumentParser, *, vanilla: bool = False) -> None:
+    """Options shared by `train` (`vanilla`) and `distill`."""
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 0)")
-    p.add_argument("--run-dir", default=None,
-                   help="run folder (default: runs/<dataset>/<teacher>-<student>/<method>/seed<seed>)")
+    pattern = "runs/<dataset>/<model>/vanilla/seed<seed>" if vanilla else \
+        "runs/<dataset>/<teacher>-<student>/<method>/seed<seed>"
+    p.add_argument("--run-dir", default=None, help=f"run folder (default: {pattern})")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run from its last.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="start again: the run folder's files are deleted (and named) once the run is built")
@@ -814,7 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"example:\n  {PROG} train --recipe cifar100 --model resnet8x4 --seed 0")
     p.add_argument("--recipe", metavar="DATASET", help=f"one of {list(TABLES)} (required unless --config)")
     p.add_argument("--model", help="model zoo name, e.g. resnet32x4, wrn_40_2, resnet8 (required unless --config)")
-    _add_run_options(p)
+    _add_run_options(p, vanilla=True)
 
     p = _subparser(subs, "distill", cmd_distill, "distil a teacher into a student (LDRLD, KD or DKD)",
                    f"example:\n  {PROG} distill --recipe cifar100 --teacher resnet32x4 --student resnet8x4 "
@@ -827,7 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(subs, "eval", cmd_eval, "top-1 / top-5 of a checkpoint on a validation set",
                    f"example:\n  {PROG} eval --model resnet32x4 --dataset cifar100 --data-root data/cifar100 \\\n"
-                   "      --checkpoint data/teachers/cifar_teachers/resnet32x4_vanilla/ckpt_epoch_240.pth")
+                   "      --checkpoint data/teachers/cifar100/resnet32x4_vanilla/ckpt_epoch_240.pth")
     p.add_argument("--model", required=True, help="model zoo name")
     p.add_argument("--checkpoint", required=True, help="a .pth/.pt file, or a run folder (its best.pt)")
     p.add_argument("--dataset", default="cifar100", help="cifar100 | tiny_imagenet | imagenet | synthetic | digits")
@@ -850,8 +859,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download CIFAR-100 (needs network)")
 
     p = _subparser(subs, "teachers", cmd_teachers, "list the teacher checkpoints (present or missing)",
-                   f"examples:\n  {PROG} teachers\n  {PROG} teachers --root data/teachers --fetch")
-    p.add_argument("--root", default=None, help="where teacher checkpoints live (default: data/teachers)")
+                   f"examples:\n  {PROG} teachers\n  {PROG} teachers --fetch\n"
+                   f"  LDRLD_TEACHERS=/big/disk/teachers {PROG} teachers --fetch   (training looks there too)")
+    p.add_argument("--root", default=None,
+                   help="where teacher checkpoints live (default: $LDRLD_TEACHERS, else data/teachers/cifar100); "
+                        "training looks only in the default, so set LDRLD_TEACHERS rather than --root")
     p.add_argument("--fetch", action="store_true", help="download the missing CIFAR teachers (needs network)")
 
     p = _subparser(subs, "results", cmd_results,

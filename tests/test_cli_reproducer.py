@@ -209,3 +209,21 @@ def test_eval_with_fewer_classes_than_the_data_is_one_message(capsys, tmp_path):
                             "--data-option", "train_per_class=2", "--data-option", "val_per_class=2",
                             "--device", "cpu")
     assert code == 2 and "--num-classes 10" in err and "20 classes" in err and "Traceback" not in err, err
+
+
+def test_help_and_messages_send_users_to_the_right_place(capsys, tmp_path):
+    """Point 7: help examples and defaults name the places training uses; messages name the right option."""
+    from ldrld_mini.models import teacher_path
+
+    _, out, _ = run_main(capsys, "teachers", "--help")
+    assert "LDRLD_TEACHERS" in out and "--root data/teachers --fetch" not in out
+    _, out, _ = run_main(capsys, "eval", "--help")
+    expected = str(teacher_path("resnet32x4", "data/teachers/cifar100"))
+    assert expected in out.replace("\n", "")
+    _, out, _ = run_main(capsys, "train", "--help")
+    assert "<teacher>-<student>" not in out and "runs/<dataset>/<model>/vanilla/seed<seed>" in out
+    (tmp_path / "a_file").write_text("")
+    code, _, err = run_main(capsys, "results", str(tmp_path), "--output", str(tmp_path / "a_file" / "r.md"))
+    assert code == 2 and "--output" in err and "--run-dir" not in err, err
+    code, out, _ = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "--methods", "kd", "data.root=/d/c100")
+    assert code == 0 and "prepare-data cifar100 --root /d/c100 --download" in out
