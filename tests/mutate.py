@@ -50,6 +50,8 @@ RECIPES = "ldrld_mini/recipes/__init__.py"
 CKPT = "ldrld_mini/models/checkpoints.py"
 CLI = "ldrld_mini/cli.py"
 DEMO = "ldrld_mini/demo.py"
+CLI_TESTS = ("tests/test_cli.py", "-k", "mistakes or reproduce or ablation or override or print_config or seed")
+DEMO_TESTS = ("tests/test_demo.py", "tests/test_mutation_survivors.py")
 RESULTS_TESTS = ("tests/test_results.py", "tests/test_mutation_kinds.py", "tests/test_results_tables.py")
 
 MUTATIONS = [
@@ -127,24 +129,24 @@ MUTATIONS = [
     M("checkpoints", CKPT, "bad = {k for k, _, _ in diff.wrong_shape} | set(diff.unexpected)",
       "bad = set(diff.unexpected)", ("tests/test_models.py",), "strict=False loads wrongly shaped tensors"),
     M("checkpoints", CKPT, "    if path.is_dir():\n", "    if False:\n",
-      ("tests/test_models.py",), "a folder passed as checkpoint gives torch's error"),
+      ("tests/test_models.py", "tests/test_mutation_survivors.py"), "a folder passed as checkpoint gives torch's error"),
     # ---- cli.py
     M("cli", CLI, "if not 0 <= args.seed < SEED_LIMIT:", "if not 0 <= args.seed <= SEED_LIMIT:",
-      ("tests/test_cli.py",), "--seed upper bound off by one"),
+      CLI_TESTS, "--seed upper bound off by one"),
     M("cli", CLI, '        overrides.append(f"train.seed={args.seed}")\n', "",
-      ("tests/test_cli.py",), "--seed never reaches the config (dropped call)"),
+      CLI_TESTS, "--seed never reaches the config (dropped call)"),
     M("cli", CLI, "launcher = [PROG] if nproc <= 1 else", "launcher = [PROG] if nproc < 1 else",
-      ("tests/test_cli.py",), "--nproc 1 prints a torchrun command"),
+      CLI_TESTS, "--nproc 1 prints a torchrun command"),
     M("cli", CLI, 'words += ["--seed", str(spec.seed)]', 'words += ["--seed", "0"]',
-      ("tests/test_cli.py",), "printed commands all use seed 0"),
+      CLI_TESTS, "printed commands all use seed 0"),
     M("cli", CLI, "    if len(set(seeds)) != len(seeds):\n", "    if False:\n",
-      ("tests/test_cli.py",), "repeated ablation seeds accepted"),
+      CLI_TESTS, "repeated ablation seeds accepted"),
     M("cli", CLI, "return shlex.join(launcher + words", 'return " ".join(launcher + words',
-      ("tests/test_cli.py",), "printed commands not shell-quoted"),
+      CLI_TESTS, "printed commands not shell-quoted"),
     # ---- demo.py
-    M("demo", DEMO, "    if lo > 0:\n", "    if lo >= 0:\n", ("tests/test_demo.py",),
+    M("demo", DEMO, "    if lo > 0:\n", "    if lo >= 0:\n", DEMO_TESTS,
       "an interval touching 0 called resolved"),
-    M("demo", DEMO, "    if hi < 0:\n", "    if hi <= 0:\n", ("tests/test_demo.py",),
+    M("demo", DEMO, "    if hi < 0:\n", "    if hi <= 0:\n", DEMO_TESTS,
       "an interval touching 0 from below called resolved"),
     M("demo", DEMO, 'gains = [runs[k][f"{which}_top1"] - vanilla[k][f"{which}_top1"] for k in paired]',
       'gains = [runs[k][f"{which}_top1"] - vanilla[k]["best_top1"] for k in paired]', ("tests/test_demo.py",),
@@ -152,7 +154,7 @@ MUTATIONS = [
     M("demo", DEMO, '"lo": mean - half, "hi": mean + half}', '"lo": mean - half, "hi": mean + half / 2}',
       ("tests/test_demo.py",), "asymmetric interval"),
     M("demo", DEMO, "return [epochs - max(epochs // 4, 1)] if epochs >= 4 else []",
-      "return [epochs - max(epochs // 4, 1)] if epochs > 4 else []", ("tests/test_demo.py",),
+      "return [epochs - max(epochs // 4, 1)] if epochs > 4 else []", DEMO_TESTS,
       "no decay at exactly 4 epochs"),
     M("demo", DEMO, '"seconds": sum(runs[k]["seconds"] for k in seeds)}',
       '"seconds": max(runs[k]["seconds"] for k in seeds)}', ("tests/test_demo.py",), "time of one seed, not all"),
