@@ -197,6 +197,27 @@ def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
                          "it, --overwrite to start again, or choose another --run-dir.")
 
 
+def _remove_if_only_lock(run_dir: Path, *, created: bool) -> None:
+    """After a failure before anything was written (data not ready, a bad teacher file): delete the lock
+    files the run left, and the folder too when this command created it, as the failures caught before the
+    folder is touched leave nothing behind. A folder holding anything else is kept."""
+    from ldrld_mini.runfolder import HOLDER_NAME, LOCK_NAME
+
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return
+    if not names <= {LOCK_NAME, HOLDER_NAME}:
+        return
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
+
+
 def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet: bool | None = None,
              trust_pickle: bool = False) -> dict:
     """Fit one config into `run_dir` and print where it went and its best / last top-1."""
@@ -206,7 +227,12 @@ def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet
         _check_teacher_checkpoint(cfg)
     _check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     print(f"run folder: {run_dir}", flush=True)
-    summary = fit(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet, trust_pickle=trust_pickle)
+    existed = run_dir.exists()
+    try:
+        summary = fit(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet, trust_pickle=trust_pickle)
+    except BaseException:
+        _remove_if_only_lock(run_dir, created=not existed)
+        raise
     print(f"done: best top-1 {summary['best_top1']:.2f} (epoch {summary['best_epoch']}), "
           f"last top-1 {summary['last_top1']:.2f} -> {run_dir}", flush=True)
     return summary

@@ -227,3 +227,16 @@ def test_help_and_messages_send_users_to_the_right_place(capsys, tmp_path):
     assert code == 2 and "--output" in err and "--run-dir" not in err, err
     code, out, _ = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "--methods", "kd", "data.root=/d/c100")
     assert code == 0 and "prepare-data cifar100 --root /d/c100 --download" in out
+
+
+def test_a_failure_after_the_run_folder_is_announced_leaves_no_lock_only_folder(capsys, tmp_path):
+    """Point 8: a distillation whose teacher file is not a checkpoint fails after `run folder:` is printed;
+    like the failures caught before, it leaves no folder behind (not one holding only `.lock`)."""
+    bad = tmp_path / "teacher.pt"
+    bad.write_bytes(b"not a checkpoint")
+    run_dir = tmp_path / "runs" / "student"
+    code, out, err = run_main(capsys, "distill", "--recipe", "synthetic", "--teacher", "resnet8", "--student",
+                              "resnet8", "--method", "kd", "--run-dir", str(run_dir),
+                              f"model.teacher_checkpoint={bad}", *TINY_SYNTHETIC)
+    assert code == 2 and "run folder:" in out, err
+    assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
