@@ -240,3 +240,31 @@ def test_a_failure_after_the_run_folder_is_announced_leaves_no_lock_only_folder(
                               f"model.teacher_checkpoint={bad}", *TINY_SYNTHETIC)
     assert code == 2 and "run folder:" in out, err
     assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
+
+
+def test_results_plot_one_axis_per_dataset_markers_distinct_styles_integer_ticks(capsys, tmp_path):
+    """Point 9: single-epoch runs are visible (markers), 12 curves get 12 distinct styles, epoch ticks are
+    integers, each dataset has its own axis, and the legend lies outside the data."""
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from ldrld_mini.cli import _curves_figure
+    from ldrld_mini.results import group_curves, scan_runs
+    from test_results import write_run
+
+    runs = tmp_path / "runs"
+    for i in range(12):
+        write_run(runs / f"c{i}", seed=0, curve=(40.0 + i,), overrides=[f"optim.lr={0.01 * (i + 1)}"])
+    write_run(runs / "s", dataset="synthetic", teacher="resnet20", student="resnet8", curve=(10.0, 20.0, 30.0))
+    fig = _curves_figure(group_curves(scan_runs(runs).runs), title="t")
+    assert len(fig.axes) == 2
+    cifar = next(ax for ax in fig.axes if "cifar100" in ax.get_title())
+    lines = cifar.get_lines()
+    assert len(lines) == 12 and all(line.get_marker() not in (None, "None", "") for line in lines)
+    assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == 12
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in cifar.get_xticks())
+    renderer = fig.canvas.get_renderer()
+    assert cifar.get_legend().get_window_extent(renderer).x0 >= cifar.get_window_extent(renderer).x1
+    code, out, err = run_main(capsys, "results", str(runs), "--plot", str(tmp_path / "c.png"))
+    assert code == 0 and (tmp_path / "c.png").stat().st_size > 0, err
