@@ -197,6 +197,25 @@ def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
                          "it, --overwrite to start again, or choose another --run-dir.")
 
 
+def _schedule_warnings(cfg) -> list[str]:
+    """Warnings for a schedule shortened by `epochs` alone: a warm-up or milestones beyond the last epoch."""
+    s, out = cfg.schedule, []
+    if s.warmup_epochs and s.warmup_epochs >= s.epochs:
+        out.append(f"the lr warm-up lasts {s.warmup_epochs} epochs but the run has {s.epochs}, so the lr never "
+                   f"reaches optim.lr; pass schedule.warmup_epochs=N with N < {s.epochs} (or 0)")
+    late = [m for m in s.milestones if m > s.epochs]
+    if late:
+        out.append(f"lr milestones {late} lie beyond epoch {s.epochs} and never apply; pass e.g. "
+                   f"schedule.milestones=[{max(1, s.epochs * 5 // 8)},{max(1, s.epochs * 3 // 4)},"
+                   f"{max(1, s.epochs * 7 // 8)}] (the recipe's proportions) or schedule.milestones=[]")
+    return out
+
+
+def _warn_schedule(cfg) -> None:
+    for text in _schedule_warnings(cfg):
+        print(f"{PROG}: warning: {text}.", file=sys.stderr, flush=True)
+
+
 def _remove_if_only_lock(run_dir: Path, *, created: bool) -> None:
     """After a failure before anything was written (data not ready, a bad teacher file): delete the lock
     files the run left, and the folder too when this command created it, as the failures caught before the
@@ -226,6 +245,7 @@ def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet
     if cfg.method != "vanilla":
         _check_teacher_checkpoint(cfg)
     _check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    _warn_schedule(cfg)
     print(f"run folder: {run_dir}", flush=True)
     existed = run_dir.exists()
     try:
@@ -499,12 +519,21 @@ def _curves_figure(curves: dict, *, title: str):
 # reproduce
 
 def reproduce_plan(table: str, *, seeds: Sequence[int], methods: Sequence[str] = TABLE_METHODS,
-                   runs_dir: str | Path = "runs", overrides: Sequence[str] = (), fast: bool = False) -> list:
-    """Every run of one paper table as `train.multirun.RunSpec`s (teachers to train first, then students)."""
+                   runs_dir: str | Path = "runs", overrides: Sequence[str] = (), fast: bool = False,
+                   pairs: Sequence[str] | None = None) -> list:
+    """Every run of one paper table as `train.multirun.RunSpec`s (teachers to train first, then students);
+    `pairs` ('teacher:student') keeps only those of the table's pairs."""
+    from ldrld_mini.recipes import list_pairs
     from ldrld_mini.train.multirun import plan_table
 
+    if pairs is not None:
+        known = [f"{t}:{s}" for t, s in list_pairs(table)]
+        bad = [p for p in pairs if p not in known]
+        if bad or not pairs:
+            raise UsageError(f"--pairs {' '.join(bad)!r}: use some of the {table} pairs {' '.join(known)}.")
     _check_overrides(table, methods, overrides)
-    return plan_table(table, seeds, methods=methods, runs_root=runs_dir, overrides=overrides, fast=fast)
+    return plan_table(table, seeds, methods=methods, runs_root=runs_dir, overrides=overrides, fast=fast,
+                      pairs=pairs)
 
 
 def _check_overrides(table: str, methods: Sequence[str], overrides: Sequence[str]) -> None:
@@ -624,11 +653,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     args.methods = list(TABLE_METHODS) if args.methods is None else args.methods
     _check_seeds_and_methods(args)
     if args.ablation:
+        if args.pairs is not None:
+            raise UsageError(f"--ablation runs {ABLATION_PAIR[1]}:{ABLATION_PAIR[2]} only; drop --pairs.")
         if methods_given and args.methods != ["ldrld"]:
             raise UsageError(f"--ablation runs LDRLD only; drop --methods {' '.join(args.methods)}.")
         return _reproduce_ablation(args)
     specs = reproduce_plan(args.table, seeds=args.seeds, methods=args.methods, runs_dir=args.runs_dir,
-                           overrides=args.overrides, fast=args.fast)
+                           overrides=args.overrides, fast=args.fast, pairs=args.pairs)
     if args.slurm:
         return _write_slurm(args, [(spec, _command_line(spec, nproc=args.nproc, runs_dir=args.runs_dir, fast=args.fast))
                                    for spec in specs], name=args.table)
@@ -758,6 +789,9 @@ def _run_specs(args: argparse.Namespace, specs) -> int:
         raise UsageError(f"teacher checkpoints missing: {missing}"
                          + (f"; `{PROG} teachers --fetch` downloads them." if args.table == "cifar100" else "."))
     lines = {spec: _command_line(spec, nproc=1, runs_dir=args.runs_dir, fast=args.fast) for spec in specs}
+    done = [spec for spec in specs if spec.finished]
+    print(f"{len(specs)} runs: {len(done)} finished already (skipped), {len(specs) - len(done)} to run"
+          + (f"; skipped: {', '.join(spec.name for spec in done)}" if done else ""), flush=True)
     outcomes = run_many(specs, parallel=args.parallel, command=lambda spec: _worker_argv(lines[spec]))
     print(format_outcomes(outcomes))
     print(f"table: {PROG} results {Path(args.runs_dir) / args.table}")
@@ -948,6 +982,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="SEED", help="seeds (default: 0 1 2)")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="methods among vanilla kd dkd ldrld (default: all; vanilla = the student trained alone)")
+    p.add_argument("--pairs", nargs="+", default=None, metavar="TEACHER:STUDENT",
+                   help="only these pairs of the table, e.g. resnet32x4:resnet8x4 (default: all)")
     p.add_argument("--runs-dir", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--nproc", type=int, default=1, help="GPUs per run: print torchrun commands when > 1")
     p.add_argument("--fast", action="store_true", help="the one-GPU fast path (train/fast.py) for every run")

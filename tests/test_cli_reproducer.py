@@ -268,3 +268,20 @@ def test_results_plot_one_axis_per_dataset_markers_distinct_styles_integer_ticks
     assert cifar.get_legend().get_window_extent(renderer).x0 >= cifar.get_window_extent(renderer).x1
     code, out, err = run_main(capsys, "results", str(runs), "--plot", str(tmp_path / "c.png"))
     assert code == 0 and (tmp_path / "c.png").stat().st_size > 0, err
+
+
+def test_frictions_pairs_filter_and_short_schedule_warning(capsys, tmp_path):
+    """Frictions: `reproduce --pairs` keeps only the named pairs (an unknown one exits 2 listing the table's);
+    a run shortened by `epochs` alone warns that the warm-up / milestones lie beyond it."""
+    code, out, err = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "--methods", "kd", "ldrld",
+                              "--pairs", "resnet32x4:resnet8x4")
+    commands = [line for line in out.splitlines() if line and not line.startswith("#")]
+    assert code == 0 and len(commands) == 2 and all("--teacher resnet32x4 --student resnet8x4" in c
+                                                   for c in commands), out + err
+    code, _, err = run_main(capsys, "reproduce", "cifar100", "--pairs", "resnet8:resnet8")
+    assert code == 2 and "'resnet8:resnet8'" in err and "resnet32x4:resnet8x4" in err
+    code, out, err = run_main(capsys, "train", "--recipe", "synthetic", "--model", "resnet8", "--run-dir",
+                              str(tmp_path / "r"), "--quiet", *TINY_SYNTHETIC[:-2], "schedule.milestones=[3]",
+                              "schedule.warmup_epochs=2", "train.device=cpu")
+    assert code == 0, err
+    assert "warm-up lasts 2 epochs but the run has 1" in err and "milestones [3] lie beyond epoch 1" in err
