@@ -36,7 +36,7 @@ def test_ldrld_teachers_is_honoured_by_every_cli_check(capsys, tmp_path, monkeyp
                             "resnet20", "--method", "kd", "--run-dir", str(tmp_path / "run"))
     assert code == 2 and "teacher checkpoint" not in err, err  # past the teacher check (the data is missing)
     code, _, err = run_main(capsys, "reproduce", "cifar100", "--seeds", "0", "--methods", "kd", "--run",
-                            "data.root=" + str(tmp_path / "nodata"))
+                            "--pairs", "resnet56:resnet20", "data.root=" + str(tmp_path / "nodata"))
     assert "teacher checkpoints missing" not in err, err
 
 
