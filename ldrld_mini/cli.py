@@ -65,7 +65,33 @@ def _error_text(err: BaseException) -> str:
         last = [line for line in text.splitlines() if line.strip()][-1].strip()
         match = re.match(r"^[\w.]+: (.*)$", last)
         text = match.group(1) if match else last
-    return text
+    return _did_you_mean(text)
+
+
+def _did_you_mean(text: str) -> str:
+    """An unknown-override-key message with the closest valid keys put first ('did you mean ...?')."""
+    import ast
+    import difflib
+
+    match = re.search(r"unknown override key '([^']+)'; valid keys are (\[[^\]]*\])", text)
+    if not match:
+        return text
+    try:
+        keys = ast.literal_eval(match.group(2))
+    except (ValueError, SyntaxError):
+        return text
+    wrong = match.group(1)
+
+    def score(key: str) -> float:  # the whole key, or its last part alone (train.epochs -> schedule.epochs)
+        return max(difflib.SequenceMatcher(None, wrong, key).ratio(),
+                   difflib.SequenceMatcher(None, wrong.split(".")[-1], key.split(".")[-1]).ratio())
+
+    ranked = sorted(keys, key=score, reverse=True)
+    close = [k for k in ranked[:2] if score(k) >= 0.75]
+    if not close:
+        return text
+    hint = f"unknown override key {match.group(1)!r} (did you mean {' or '.join(map(repr, close))}?)"
+    return text.replace(f"unknown override key {match.group(1)!r}", hint, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -285,3 +285,10 @@ def test_frictions_pairs_filter_and_short_schedule_warning(capsys, tmp_path):
                               "schedule.warmup_epochs=2", "train.device=cpu")
     assert code == 0, err
     assert "warm-up lasts 2 epochs but the run has 1" in err and "milestones [3] lie beyond epoch 1" in err
+
+
+@pytest.mark.parametrize("wrong, meant", [("optim.lrr=0.1", "optim.lr"), ("train.epochs=3", "schedule.epochs")])
+def test_unknown_key_says_did_you_mean(capsys, wrong, meant):
+    """Friction: an unknown override key names the closest valid key first."""
+    code, _, err = run_main(capsys, "train", "--recipe", "synthetic", "--model", "resnet8", wrong)
+    assert code == 2 and f"(did you mean {meant!r}?)" in err, err
