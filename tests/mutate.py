@@ -50,7 +50,8 @@ RECIPES = "ldrld_mini/recipes/__init__.py"
 CKPT = "ldrld_mini/models/checkpoints.py"
 CLI = "ldrld_mini/cli.py"
 DEMO = "ldrld_mini/demo.py"
-CLI_TESTS = ("tests/test_cli.py", "-k", "mistakes or reproduce or ablation or override or print_config or seed")
+CLI_TESTS = ("tests/test_cli.py", "tests/test_mutation_survivors.py", "-k",
+             "mistakes or reproduce or ablation or override or print_config or seed or shell_quoted")
 DEMO_TESTS = ("tests/test_demo.py", "tests/test_mutation_survivors.py")
 RESULTS_TESTS = ("tests/test_results.py", "tests/test_mutation_kinds.py", "tests/test_results_tables.py")
 
@@ -133,7 +134,7 @@ MUTATIONS = [
     # ---- cli.py
     M("cli", CLI, "if not 0 <= args.seed < SEED_LIMIT:", "if not 0 <= args.seed <= SEED_LIMIT:",
       CLI_TESTS, "--seed upper bound off by one"),
-    M("cli", CLI, '        overrides.append(f"train.seed={args.seed}")\n', "",
+    M("cli", CLI, '        overrides.append(f"train.seed={args.seed}")\n', "        pass\n",
       CLI_TESTS, "--seed never reaches the config (dropped call)"),
     M("cli", CLI, "launcher = [PROG] if nproc <= 1 else", "launcher = [PROG] if nproc < 1 else",
       CLI_TESTS, "--nproc 1 prints a torchrun command"),
