@@ -89,3 +89,9 @@ def test_irw_vs_gap_lines_per_epsilon():
     assert left.lines[1].get_ydata()[0] == pytest.approx(1 / 2.5)
     assert all(line.get_ydata()[0] == pytest.approx(1.0) for line in right.lines)
     assert list(left.lines[0].get_xdata()) == list(range(1, 7))
+
+
+def test_irw_vs_gap_legend_on_both_panels():
+    fig = plot_irw_vs_gap([0.5, 1.5], k=5)
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ε = 0.5", "ε = 1.5"]

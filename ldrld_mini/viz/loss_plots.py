@@ -153,5 +153,5 @@ def plot_irw_vs_gap(epsilons: Sequence[float], *, k: int = 7,
         ax.set_xlabel("rank gap |R − R'|")
         ax.set_xticks(gaps)
         ax.grid(alpha=0.3)
-    right.legend()
+        ax.legend()
     return fig
