@@ -147,3 +147,14 @@ def test_widget_slider_change_redraws(logits):
     assert "λ = 0" in box.result.get_suptitle()
     with pytest.raises(ValueError, match="k must lie"):
         adw_playground(student, teacher, k=11)
+
+
+def test_heatmap_colour_scale_runs_from_the_data_minimum():
+    # weights far from 0: a scale anchored at 0 would paint them all alike
+    values = pair_weights(7)
+    image = plot_weight_heatmaps({"ADW": values}).axes[0].images[0]
+    assert image.norm.vmin == pytest.approx(values.min().item())
+    assert image.norm.vmax == pytest.approx(values.max().item())
+    shared = plot_weight_heatmaps({"a": values, "b": 2 * values}, shared_scale=True)
+    assert shared.axes[0].images[0].norm.vmin == pytest.approx(values.min().item())
+    assert shared.axes[1].images[0].norm.vmax == pytest.approx(2 * values.max().item())

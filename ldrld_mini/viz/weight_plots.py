@@ -46,15 +46,21 @@ def pair_matrix(values) -> np.ndarray:
     return m
 
 
-def _draw_pair_heatmap(ax: Axes, values, *, title: str, fmt: str, cmap: str, vmax: float | None = None):
-    """Draw an annotated upper-triangle heat map of pair values on `ax`; returns the image."""
+def _draw_pair_heatmap(ax: Axes, values, *, title: str, fmt: str, cmap: str, vmax: float | None = None,
+                       vmin: float | None = None):
+    """Draw an annotated upper-triangle heat map of pair values on `ax`; returns the image.
+
+    The colour scale runs from the values' minimum to their maximum (or `vmin`, `vmax` when given), not from
+    0: pair weights and pair KLs sit far from 0, and a scale anchored there would show them all in one colour.
+    """
     m = pair_matrix(values)
     k = m.shape[0]
-    image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=0.0, vmax=vmax)
+    low = vmin if vmin is not None else np.nanmin(m)
+    high = vmax if vmax is not None else np.nanmax(m)
+    image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=low, vmax=high)
     if k <= 10:  # beyond 10 ranks the numbers no longer fit in the cells
-        high = vmax if vmax is not None else np.nanmax(m)
         for a, b in zip(*np.nonzero(~np.isnan(m))):
-            dark = m[a, b] < 0.5 * high  # white text on the dark end of the colour map
+            dark = m[a, b] < 0.5 * (low + high)  # white text on the dark end of the colour map
             ax.text(b, a, fmt.format(m[a, b]), ha="center", va="center", fontsize=8 if k <= 7 else 6.5,
                     color="white" if dark else "black")
     ticks = np.arange(k)
@@ -71,11 +77,13 @@ def plot_weight_heatmaps(matrices: Mapping[str, object], *, fmt: str = "{:.3f}",
     """One annotated rank-pair heat map per entry; values (k, k) or (C(k,2),), titles from the keys."""
     if not matrices:
         raise ValueError("matrices is empty; pass e.g. {'ERD': erd(...)} with at least one entry.")
+    # colours run from the smallest to the largest value shown (of each panel, or of all with shared_scale)
     vmax = max(np.nanmax(pair_matrix(v)) for v in matrices.values()) if shared_scale else None
+    vmin = min(np.nanmin(pair_matrix(v)) for v in matrices.values()) if shared_scale else None
     fig, axes = plt.subplots(1, len(matrices), figsize=(panel_size * len(matrices) + 0.6, panel_size - 0.4),
                              layout="constrained", squeeze=False)
     for ax, (title, values) in zip(axes[0], matrices.items()):
-        image = _draw_pair_heatmap(ax, values, title=title, fmt=fmt, cmap=cmap, vmax=vmax)
+        image = _draw_pair_heatmap(ax, values, title=title, fmt=fmt, cmap=cmap, vmax=vmax, vmin=vmin)
         if not shared_scale:
             fig.colorbar(image, ax=ax, shrink=0.8)
     if shared_scale:
