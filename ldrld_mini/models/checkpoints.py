@@ -238,16 +238,21 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
     strict=True raises CheckpointError naming missing, unexpected and wrongly shaped keys;
     strict=False loads the tensors that fit and warns about the rest.
     """
+    raw = read_checkpoint(path, trust_pickle=trust_pickle, map_location=map_location)
+    return load_read_checkpoint(model, raw, path, strict=strict)
+
+
+def load_read_checkpoint(model: nn.Module, raw, path: str | Path, *, strict: bool = True) -> dict:
+    """load_checkpoint on a checkpoint already read from `path` (named in messages): same layouts, same errors."""
     target = unwrap(model)
-    state_dict, metadata = split_checkpoint(read_checkpoint(path, trust_pickle=trust_pickle,
-                                                            map_location=map_location))
+    state_dict, metadata = split_checkpoint(raw)
     model_state = target.state_dict()
     state_dict = strip_wrappers(state_dict, set(model_state))
     diff = diff_layouts(model_state, state_dict)
     if not diff.ok:
         if strict:
             raise CheckpointError(describe_diff(diff, path, target))
-        warnings.warn(describe_diff(diff, path, target), stacklevel=2)
+        warnings.warn(describe_diff(diff, path, target), stacklevel=3)
         bad = {k for k, _, _ in diff.wrong_shape} | set(diff.unexpected)
         state_dict = {k: v for k, v in state_dict.items() if k not in bad}
     target.load_state_dict(state_dict, strict=strict)

@@ -226,7 +226,7 @@ def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = No
     Returns the stored accuracy; raises TeacherCheckError naming the file (`shown_as`, default the path),
     the key differences or both accuracies, and what to do.
     """
-    from .checkpoints import CheckpointError, read_checkpoint
+    from .checkpoints import CheckpointError, load_read_checkpoint, read_checkpoint
     from .registry import build_model
 
     info = _teacher(name)
@@ -238,7 +238,7 @@ def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = No
     try:
         with _crd_globals():
             raw = read_checkpoint(path)
-        _load_strict(model, raw, path)
+        load_read_checkpoint(model, raw, path)
     except CheckpointError as err:
         raise TeacherCheckError(f"teacher {name!r} in {shown} does not load strictly into {name}: "
                                 f"{_summarise(str(err))}. {todo}.") from None
@@ -254,19 +254,6 @@ def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = No
                                 f"top-1 of this teacher is {info.accuracy:.2f}: it is not the published "
                                 f"checkpoint. {todo}; `ldrld-mini eval` measures a file's top-1.")
     return value
-
-
-def _load_strict(model, raw, path) -> None:
-    """load_checkpoint's steps on an already-read checkpoint: split, strip wrappers, strict load."""
-    from .checkpoints import CheckpointError, describe_diff, diff_layouts, split_checkpoint, strip_wrappers
-
-    state_dict, _ = split_checkpoint(raw)
-    model_state = model.state_dict()
-    state_dict = strip_wrappers(state_dict, set(model_state))
-    diff = diff_layouts(model_state, state_dict)
-    if not diff.ok:
-        raise CheckpointError(describe_diff(diff, path, model))
-    model.load_state_dict(state_dict, strict=True)
 
 
 def _summarise(message: str) -> str:
