@@ -44,6 +44,9 @@ ROUNDING ?= LDRLD_THREADS=other
 PERTURB_SEEDS ?= 1 2 3
 PERTURBED_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[0-8]_*.ipynb))
 
+# CI exports MPLBACKEND=Agg; the tests do too, so a notebook that forgets `%matplotlib inline` fails here as well.
+test test-rounding test-perturbed: export MPLBACKEND = Agg
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(ROUNDING) $(BIN)/python -m pytest notebooks tests/test_notebook_markers.py

@@ -247,6 +247,20 @@ def test_committed_notebooks_are_clean(path):
     assert tools.prepare(read(path), path) == nb
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figures_show_whatever_the_shell_backend_is(path):
+    """A kernel started with MPLBACKEND=Agg (CI, many servers) shows no figure unless the notebook asks for the
+    inline backend before its first figure: the stored image output would then be missing."""
+    nb = read(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    first_figure = next((i for i, c in enumerate(code)
+                         if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))), None)
+    if first_figure is None:
+        return
+    assert any(re.search(r"^%matplotlib inline$", c.source, re.M) for c in code[:first_figure + 1]), \
+        f"{path.name}: add `%matplotlib inline` to the imports cell (before code cell {first_figure})"
+
+
 def test_clean_keeps_the_hidden_state_and_drops_volatile_metadata():
     cell = nbformat.v4.new_code_cell("x = 1", metadata={
         "tags": ["solution"], "jupyter": {"source_hidden": True}, "execution": {"iopub.status.busy": "t"}})
