@@ -14,7 +14,8 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = ["DistContext", "init_from_env", "cleanup", "is_main", "barrier", "all_reduce_sum",
-           "reduce_sums", "broadcast_buffers", "wrap_ddp", "resolve_device"]
+           "reduce_sums", "broadcast_buffers", "broadcast_obj", "gather_obj", "main_decides", "wrap_ddp",
+           "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,38 @@ def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
         return model
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def broadcast_obj(value, ctx: DistContext):
+    """Rank 0's `value` on every rank (identity in a single process)."""
+    if not (ctx.distributed and ctx.world_size > 1):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_obj(value, ctx: DistContext) -> list:
+    """`[value of rank 0, value of rank 1, ...]` on every rank (`[value]` in a single process)."""
+    if not (ctx.distributed and ctx.world_size > 1):
+        return [value]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
+def main_decides(decide, ctx: DistContext, errors: tuple[type[Exception], ...]):
+    """Rank 0 runs `decide()` and every rank gets its (string) result; when it raises one of `errors`, every
+    rank raises that error type with rank 0's message (rank 0 its very exception), so all ranks stop alike."""
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = decide()
+        except errors as e:
+            result, error = f"error:{type(e).__name__}:{e}", e
+    result = broadcast_obj(result, ctx)
+    if isinstance(result, str) and result.startswith("error:"):
+        _, kind, message = result.split(":", 2)
+        by_name = {cls.__name__: cls for cls in errors}
+        raise error if error is not None else by_name.get(kind, ValueError)(message)
+    return result

@@ -21,13 +21,10 @@ import io
 import json
 import math
 import os
-import random
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,13 +33,17 @@ from ..recipes.config import LOSS_WEIGHTS, RUNTIME_KEYS
 from ..runfolder import (RUN_FILES, RunFileError, RunLock, RunLockedError, RunWriteError, atomic_write_bytes,
                          atomic_write_text, ensure_dir, folder_state, read_json, read_yaml_dict,
                          write_error)
-from .distributed import DistContext, barrier, broadcast_buffers, cleanup, init_from_env, wrap_ddp
+from .distributed import (DistContext, barrier, broadcast_buffers, broadcast_obj, cleanup, gather_obj, init_from_env,
+                          main_decides, wrap_ddp)
 from .logging import MetricsWriter, Printer, progress_enabled, read_metrics, truncate_metrics
+from .checks import check_config, config_diff, num_classes_of
 from .loop import evaluate, make_scaler, train_one_epoch
+from .rng import deterministic_mode, rng_state, seed_everything, set_rng_state
 from .schedule import lr_at
+from .teacher import (TEACHER_RECORD, check_teacher_identity, freeze, load_teacher, teacher_checkpoint_path,
+                      teacher_identity)
 
-__all__ = ["fit", "seed_everything", "deterministic_mode", "load_teacher", "resolve_checkpoint",
-           "rng_state", "set_rng_state", "config_diff", "check_config", "check_device", "RUNTIME_KEYS",
+__all__ = ["fit", "seed_everything", "deterministic_mode", "rng_state", "set_rng_state", "RUNTIME_KEYS",
            "RUN_FILES", "TrainingDivergedError", "RunFileError", "RunLockedError", "RunWriteError"]
 
 
@@ -51,275 +52,7 @@ class TrainingDivergedError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# seeding and determinism
-
-def seed_everything(seed: int) -> None:
-    """Seed python's `random`, numpy and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def deterministic_mode(enabled: bool, device: torch.device):
-    """`torch.use_deterministic_algorithms(enabled)` (+ cuDNN flags) for the block, restored afterwards."""
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-                torch.backends.cudnn.deterministic)
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
-    torch.backends.cudnn.deterministic = enabled
-    torch.backends.cudnn.benchmark = (not enabled) and device.type == "cuda"
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[1], previous[2]
-
-
-def _generators(loader) -> dict[str, torch.Generator]:
-    """The torch.Generators a loader draws its shuffling from (loader, sampler, batch sampler's sampler)."""
-    found = {}
-    candidates = {"loader": loader, "sampler": getattr(loader, "sampler", None),
-                  "batch_sampler.sampler": getattr(getattr(loader, "batch_sampler", None), "sampler", None)}
-    for name, obj in candidates.items():
-        gen = getattr(obj, "generator", None)
-        if isinstance(gen, torch.Generator) and all(gen is not g for g in found.values()):
-            found[name] = gen
-    return found
-
-
-def rng_state(loader=None) -> dict:
-    """Every RNG state a resumed run needs (tensors and plain lists only, so weights_only loads work)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "data": {name: g.get_state() for name, g in _generators(loader).items()} if loader is not None else {},
-    }
-    return state
-
-
-def set_rng_state(state: dict, loader=None) -> None:
-    """Restore what `rng_state` captured."""
-    random.setstate(_as_tuple(state["python"]))
-    n = state["numpy"]
-    np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if loader is not None:
-        for name, gen in _generators(loader).items():
-            if name in state.get("data", {}):
-                gen.set_state(state["data"][name])
-
-
-def _as_tuple(x):
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-# ----------------------------------------------------------------------------------------------------------
-# models
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its best.pt, else last.pt)."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise FileNotFoundError(f"checkpoint folder {str(p)!r} holds neither best.pt nor last.pt; pass a "
-                                ".pt/.pth file, or train into that run folder first (a teacher: method 'vanilla', "
-                                "`ldrld-mini train`).")
-    return p
-
-
-def _missing_teacher(cfg: Config, path) -> FileNotFoundError:
-    hint = {
-        "cifar100": "Download the CRD teachers (`ldrld-mini teachers --fetch`; in Python "
-                    "ldrld_mini.models.fetch_teachers(); or by hand: mdistiller's cifar_teachers.tar / "
-                    "RepDistiller's fetch_pretrained_teachers.sh) and put the file there",
-        "imagenet": "Save torchvision's IMAGENET1K_V1 state dict there (V2 weights would inflate results)",
-        "synthetic": f"Train the teacher first (`ldrld-mini train --recipe synthetic --model {cfg.model.teacher} "
-                     "--run-dir DIR`; in Python fit a method='vanilla' config) and pass that folder",
-    }.get(cfg.dataset, "Put the teacher's checkpoint there")
-    if cfg.dataset == "cifar100" and not _is_published_teacher(cfg.model.teacher):
-        hint = (f"{cfg.model.teacher!r} has no published CIFAR-100 checkpoint (`ldrld-mini teachers` lists those); "
-                f"train it first (`ldrld-mini train --recipe cifar100 --model {cfg.model.teacher} --run-dir DIR`) "
-                "and pass that folder")
-    return FileNotFoundError(
-        f"teacher checkpoint for {cfg.model.teacher!r} not found at {str(path)!r}. {hint}, or point "
-        f"model.teacher_checkpoint=/path/to/checkpoint (a .pth/.pt file or a run folder)."
-    )
-
-
-def _is_published_teacher(name: str | None) -> bool:
-    """True when `name` is one of the CRD CIFAR-100 teachers that `ldrld-mini teachers --fetch` provides."""
-    from ..models import TEACHERS
-    return name in TEACHERS
-
-
-def _published_teacher(cfg: Config) -> Path | None:
-    """For CIFAR-100: the CRD teacher file where `ldrld_mini.models.teacher_path` (honouring
-    $LDRLD_TEACHERS) expects it, when it exists there."""
-    if cfg.dataset != "cifar100":
-        return None
-    from ..models import TEACHERS, teacher_path
-    if cfg.model.teacher not in TEACHERS:
-        return None
-    path = teacher_path(cfg.model.teacher)
-    return path if path.is_file() else None
-
-
-def teacher_checkpoint_path(cfg: Config) -> Path:
-    """The file the teacher is loaded from: `model.teacher_checkpoint` (a file, or a run folder's best.pt /
-    last.pt), else, for a published CIFAR-100 teacher, where `ldrld_mini.models.teacher_path` expects it
-    (honouring $LDRLD_TEACHERS). The one resolution used by the engine and by the CLI's checks; the returned
-    path may not exist (the caller names it in its error). FileNotFoundError for an empty setting or a run
-    folder holding no checkpoint."""
-    if not cfg.model.teacher_checkpoint:
-        raise _missing_teacher(cfg, "<model.teacher_checkpoint is empty>")
-    path = resolve_checkpoint(cfg.model.teacher_checkpoint)
-    if not path.is_file():
-        path = _published_teacher(cfg) or path
-    return path
-
-
-TEACHER_RECORD = "teacher.json"  # the teacher's identity, written when a distillation run starts
-
-
-def teacher_identity(path: str | os.PathLike) -> dict:
-    """What the teacher file is, by content: its sha256 and size (and the path it was read from, for messages)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path), "sha256": digest.hexdigest(), "bytes": Path(path).stat().st_size}
-
-
-def _check_teacher_identity(run_dir: Path, path: Path, say: Callable[[str], None]) -> None:
-    """On resume: ValueError when the teacher file's content differs from the one the run started with
-    (a moved but identical file is accepted); a folder without the record (older runs) is not checked."""
-    record_path = run_dir / TEACHER_RECORD
-    if not record_path.exists():
-        say(f"{run_dir}: no {TEACHER_RECORD} (a run folder from before teachers were recorded); the teacher "
-            f"{str(path)!r} is not checked against the one the run started with.")
-        return
-    saved = read_json(record_path, fix=f"delete it to resume unchecked, or {OVERWRITE_HINT}")
-    now = teacher_identity(path)
-    if saved.get("sha256") != now["sha256"]:
-        raise ValueError(
-            f"cannot resume {str(run_dir)!r}: the teacher differs from the one the run started with: "
-            f"{saved.get('path')!r} (sha256 {str(saved.get('sha256'))[:12]}…, {saved.get('bytes')} bytes) then, "
-            f"{now['path']!r} (sha256 {now['sha256'][:12]}…, {now['bytes']} bytes) now; resume with the "
-            f"original teacher file, {OVERWRITE_HINT} with the new one, or choose another run folder.")
-
-
-def load_teacher(cfg: Config, num_classes: int, device: torch.device, *, trust_pickle: bool = False) -> nn.Module:
-    """Build the teacher named in the config, load its checkpoint (strict), eval mode, frozen.
-
-    `trust_pickle=True` (CLI `--trust-pickle`) also loads a whole checkpoint that pickles Python objects.
-    """
-    from ..models import build_model, load_checkpoint
-
-    path = teacher_checkpoint_path(cfg)
-    if not path.is_file():
-        raise _missing_teacher(cfg, path)
-    teacher = build_model(cfg.model.teacher, num_classes=num_classes, dataset=cfg.dataset)
-    load_checkpoint(teacher, path, strict=True, trust_pickle=trust_pickle)
-    return freeze(teacher.to(device))
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and no gradients (a teacher)."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-DEVICE_FIX = "use --device cpu (train.device=cpu), or auto to take a GPU only when one is there"
-
-
-def check_device(name: str, option: str = "train.device") -> torch.device:
-    """The torch.device for `name` (auto, cpu, mps, cuda, cuda:N); ValueError naming `option` when it is not
-    a device or not present on this machine."""
-    from ..recipes.config import DEVICE_PATTERN
-    from .distributed import resolve_device
-
-    if not (isinstance(name, str) and DEVICE_PATTERN.match(name)):
-        raise ValueError(f"{option} {name!r} is not a device; use auto, cpu, cuda or cuda:N (mps on Macs).")
-    device = resolve_device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"{option} {name!r}: no CUDA GPU is visible here (torch.cuda.is_available() is "
-                             f"False); {DEVICE_FIX}.")
-        if (device.index or 0) >= count:
-            raise ValueError(f"{option} {name!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}.")
-    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError(f"{option} {name!r}: MPS is not available here; {DEVICE_FIX}.")
-    return device
-
-
-def check_model_name(name: str, dataset: str, option: str) -> None:
-    """ValueError naming `option` when `name` is not a zoo model for `dataset`'s family (e.g. an ImageNet
-    ResNet on CIFAR-100)."""
-    from ..models.registry import BUILDERS, dataset_family, list_models, resolve_name
-
-    key = resolve_name(name, dataset)
-    family, wanted = BUILDERS[key][1], dataset_family(dataset)
-    if family != wanted and not (wanted == "tiny_imagenet" and family == "cifar"):
-        names = ", ".join(m.name for m in list_models(dataset))
-        kinds = {"cifar": "a CIFAR", "tiny_imagenet": "a Tiny-ImageNet", "imagenet": "an ImageNet"}
-        raise ValueError(f"{option} {name!r} is {kinds[family]} model, but {dataset} needs {kinds[wanted]} "
-                         f"model: one of {names}.")
-
-
-def check_config(cfg: Config) -> None:
-    """Everything about `cfg` that can be checked before data, teacher or run folder are touched: the device,
-    the model names for the dataset, `loss.k` against the number of classes."""
-    check_device(cfg.train.device)
-    check_model_name(cfg.model.student, cfg.dataset, "model.student")
-    if cfg.method != "vanilla" and cfg.model.teacher:
-        check_model_name(cfg.model.teacher, cfg.dataset, "model.teacher")
-    k, classes = cfg.loss.get("k"), num_classes_of(cfg)
-    if cfg.method == "ldrld" and isinstance(k, int) and k > classes:
-        raise ValueError(f"loss.k={k} is larger than the {classes} classes of this {cfg.dataset} run; choose "
-                         f"2 <= loss.k <= {classes} (the paper uses 7).")
-
-
-def num_classes_of(cfg: Config) -> int:
-    """Classes of the config's data: `data.options.num_classes`, else the dataset registry's."""
-    if cfg.data.options.get("num_classes"):
-        return int(cfg.data.options["num_classes"])
-    from ..data import DATASETS
-    return DATASETS[cfg.dataset].num_classes
-
-
-# ----------------------------------------------------------------------------------------------------------
 # run folder
-
-def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += config_diff(va, vb, f"{prefix}{k}.")
-        elif _norm(va) != _norm(vb):
-            keys.append(f"{prefix}{k}")
-    return keys
-
-
-def _norm(v):
-    return list(v) if isinstance(v, tuple) else v
-
 
 def _atomic_save(obj: Any, path: Path) -> None:
     """torch.save into memory, then an atomic write (a crash or a full disk never leaves half a file)."""
@@ -469,26 +202,18 @@ def fit(config: Config | dict, run_dir: str | os.PathLike, *, resume: bool = Fal
         cleanup(ctx)
 
 
-_BROADCAST_ERRORS = {cls.__name__: cls for cls in (FileExistsError, FileNotFoundError, ValueError, RunFileError,
-                                                    RunLockedError, RunWriteError)}
+_CLAIM_ERRORS = (FileExistsError, FileNotFoundError, ValueError, RunFileError, RunLockedError, RunWriteError)
 
 
 def _claim_run_dir(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, resume: bool,
                    overwrite: bool) -> str:
     """Rank 0 creates and locks the folder and checks it; every rank gets the state (or raises its error)."""
-    state, error = "fresh", None
-    if ctx.is_main:
-        try:
-            ensure_dir(run_dir)
-            lock.acquire()
-            state = _prepare_run_dir(cfg, run_dir, resume, overwrite)
-        except tuple(_BROADCAST_ERRORS.values()) as e:
-            state, error = f"error:{type(e).__name__}:{e}", e
-    state = _broadcast_obj(state, ctx)
-    if state.startswith("error:"):  # every rank raises what rank 0 found
-        _, kind, message = state.split(":", 2)
-        raise error if error is not None else _BROADCAST_ERRORS.get(kind, ValueError)(message)
-    return state
+    def claim() -> str:
+        ensure_dir(run_dir)
+        lock.acquire()
+        return _prepare_run_dir(cfg, run_dir, resume, overwrite)
+
+    return main_decides(claim, ctx, _CLAIM_ERRORS)
 
 
 def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume, quiet, teacher, student,
@@ -519,7 +244,7 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
     else:
         teacher = None
     if state == "resume" and teacher_file is not None:  # every rank: all raise alike
-        _check_teacher_identity(run_dir, teacher_file, say)
+        check_teacher_identity(run_dir, teacher_file, say)
 
     if student is None:
         from ..models import build_model
@@ -605,7 +330,7 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
             record["best_acc"] = info["best_acc"] if info["best_acc"] >= 0 else None
             info["elapsed"] += record["epoch_time"]
             writer.append(record)
-            rngs = _gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
+            rngs = gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
             if ctx.is_main:
                 _atomic_save({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
                               "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info},
@@ -616,7 +341,7 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
                 on_epoch_end(record)
     finally:
         writer.close()
-    summary = _broadcast_obj(_summary(cfg, run_dir, info, ctx), ctx)  # rank 0's, on every rank
+    summary = broadcast_obj(_summary(cfg, run_dir, info, ctx), ctx)  # rank 0's, on every rank
     if ctx.is_main:
         _atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
     barrier(ctx)
@@ -721,24 +446,6 @@ def _set_epoch(loader, epoch: int) -> None:
         loader.set_epoch(epoch)
     elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
         loader.sampler.set_epoch(epoch)
-
-
-def _broadcast_obj(value, ctx: DistContext):
-    """Rank 0's `value` on every rank (identity in a single process)."""
-    if not (ctx.distributed and ctx.world_size > 1):
-        return value
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _gather_obj(value, ctx: DistContext) -> list:
-    """`[value of rank 0, value of rank 1, ...]` on every rank (`[value]` in a single process)."""
-    if not (ctx.distributed and ctx.world_size > 1):
-        return [value]
-    out = [None] * ctx.world_size
-    torch.distributed.all_gather_object(out, value)
-    return out
 
 
 def _epoch_line(r: dict, epochs: int) -> str:
