@@ -1,4 +1,5 @@
-"""The files of a run folder, read and written safely (no torch here, so `results` stays light).
+"""The files of a run folder, read and written safely (torch only inside the checkpoint methods, so `results`
+stays light): where a run's folder is (`default_run_dir`) and `RunFolder`, the folder of a run being written.
 
 One lock per folder (an OS lock on `<run_dir>/.lock` through `filelock`, any OS; held for a run's life,
 released on any exit, a dead holder's lock taken over; who holds it in `.lock.holder`); reads that name the
@@ -19,7 +20,8 @@ import yaml
 
 __all__ = ["RUN_FILES", "LOCK_NAME", "HOLDER_NAME", "RunFileError", "RunLockedError", "RunWriteError", "RunLock",
            "read_json", "read_yaml_dict", "read_jsonl", "atomic_write_bytes", "atomic_write_text",
-           "append_line", "write_error", "folder_state", "FolderState", "check_unlocked", "ensure_dir"]
+           "append_line", "write_error", "folder_state", "FolderState", "check_unlocked", "ensure_dir",
+           "default_run_dir", "RunFolder", "OVERWRITE_HINT", "LAST_KEYS"]
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json", "failed.json")
 LOCK_NAME = ".lock"
@@ -334,3 +336,224 @@ def check_unlocked(run_dir: Path) -> None:
         lock = _take(path)
         if lock is not _UNLOCKED:
             lock.release()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# where a run's folder is, and the folder of a run being written
+
+def default_run_dir(dataset: str, method: str, student: str, teacher: str | None, seed: int,
+                    runs_root: str | os.PathLike = "runs") -> Path:
+    """`<runs_root>/<dataset>/<teacher>-<student>/<method>/seed<k>` (vanilla: `<dataset>/<student>/vanilla/...`).
+
+    The one naming rule: `ldrld-mini train` / `distill` / `reproduce`, the multi-run planner and the notebooks
+    all find the same runs there.
+    """
+    pair = student if method == "vanilla" or not teacher else f"{teacher}-{student}"
+    return Path(runs_root) / dataset / pair / method / f"seed{seed}"
+
+
+OVERWRITE_HINT = "pass overwrite=True (--overwrite) to start again"
+LAST_KEYS = ("model", "optimizer", "scaler", "epoch")  # what every last.pt holds (besides RNG states, best, ...)
+_LAST_FIX = "restore last.pt from a backup, or pass --overwrite (overwrite=True) to start the run again"
+_SUMMARY_FIX = "delete it and resume (--resume): the run's last.pt rewrites it without training again"
+
+
+class RunFolder:
+    """The folder a run writes: its lock, the resume / overwrite decision, config, checkpoints, summary and
+    failure record (see `ldrld_mini.train.trainer` for the files). Only a folder made with `writes=True`
+    (rank 0 of a distributed run) touches the disk; the other ranks' calls only compute what rank 0 writes.
+
+        folder = RunFolder(run_dir)
+        state = folder.claim(cfg, resume=False, overwrite=False)   # 'fresh', 'overwrite', 'resume', 'finished'
+        folder.start(cfg, clear=state == "overwrite", say=print)  # config.yaml (after --overwrite's deletions)
+        folder.save_best(epoch, student, top1); folder.save_last({...})   # per epoch
+        folder.finish(summary)                                            # summary.json
+    """
+
+    def __init__(self, path: str | os.PathLike, *, writes: bool = True):
+        self.path = Path(path)
+        self.writes = writes
+        self.lock = RunLock(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- deciding what to do with what is there ------------------------------------------------------------
+
+    def claim(self, cfg, *, resume: bool, overwrite: bool) -> str:
+        """Create and lock the folder, then `decide`; the lock is held until `release`."""
+        ensure_dir(self.path)
+        self.lock.acquire()
+        return self.decide(cfg, resume=resume, overwrite=overwrite)
+
+    def release(self) -> None:
+        """Drop the folder's lock (idempotent)."""
+        self.lock.release()
+
+    def decide(self, cfg, *, resume: bool, overwrite: bool) -> str:
+        """Check the folder against resume/overwrite; 'fresh', 'overwrite', 'resume' or 'finished'. Nothing is
+        deleted here: an overwrite deletes only once the whole run has been built (`start(clear=True)`)."""
+        run_dir, state = self.path, folder_state(self.path)
+        for name in state.present:
+            if (run_dir / name).is_dir():
+                raise RunFileError(f"{str(run_dir / name)!r} is a folder, not a file; remove it (a run folder's "
+                                   f"{name} is a file), then run again.")
+        if overwrite:
+            return "overwrite" if state.present else "fresh"
+        if state.kind in ("empty", "fresh"):  # at most a config.yaml of a run that never finished an epoch
+            return "fresh"
+        if state.kind == "failed":
+            raise FileExistsError(f"run_dir={str(run_dir)!r} holds {state.describe()}, see its failed.json; it "
+                                  f"cannot be resumed: {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
+        if not resume:
+            raise FileExistsError(f"run_dir={str(run_dir)!r} already holds {state.describe()}; pass resume=True "
+                                  "to continue it, overwrite=True to start again, or choose another folder.")
+        self.check_config(cfg)
+        if state.kind == "finished":
+            self.read_summary()
+            return "finished"
+        if "last.pt" not in state.present:
+            raise FileNotFoundError(f"cannot resume {str(run_dir)!r}: last.pt is missing, but the folder holds "
+                                    f"{self._describe(state.present)}. Nothing was deleted. Restore last.pt "
+                                    f"(e.g. from a backup), or {OVERWRITE_HINT} (which deletes those files).")
+        return "resume"
+
+    def _describe(self, names: list[str]) -> str:
+        """'config.yaml, metrics.jsonl (3 epochs), best.pt'."""
+        parts = []
+        for name in names:
+            if name == "metrics.jsonl":
+                try:
+                    parts.append(f"metrics.jsonl ({len(read_jsonl(self.path / name, fix=''))} epochs)")
+                except RunFileError:
+                    parts.append("metrics.jsonl (damaged)")
+            else:
+                parts.append(name)
+        return ", ".join(parts)
+
+    def check_config(self, cfg) -> None:
+        """ValueError when the saved config.yaml differs from `cfg` (run-time keys aside); RunFileError if
+        damaged; nothing when there is none."""
+        from .recipes import Config
+        from .recipes.config import RUNTIME_KEYS
+        from .train.checks import config_diff
+
+        path = self.path / "config.yaml"
+        if not path.exists():
+            return
+        fix = f"restore it, or {OVERWRITE_HINT}"
+        try:
+            saved = Config.from_dict(read_yaml_dict(path, fix=fix)).to_dict()
+        except (TypeError, ValueError) as err:
+            if isinstance(err, RunFileError):
+                raise
+            raise RunFileError(f"{str(path)!r} is not a run config ({err}); {fix}.") from None
+        diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
+        if diff:
+            raise ValueError(f"cannot resume {str(self.path)!r}: the config differs in {diff}; resume with the "
+                             f"options its config.yaml was made with, {OVERWRITE_HINT} with the new ones, or "
+                             "choose another run folder.")
+
+    # -- reading back ----------------------------------------------------------------------------------------
+
+    def read_summary(self) -> dict:
+        """The run's summary.json; RunFileError (with the fix: delete it and resume) when damaged."""
+        return read_json(self.path / "summary.json", fix=_SUMMARY_FIX)
+
+    def read_last(self, device) -> dict:
+        """The run's last.pt (weights only, onto `device`); RunFileError naming what is wrong and the fix."""
+        import torch
+
+        from .models.checkpoints import _first_line, checkpoint_damage
+
+        path = self.path / "last.pt"
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds for damaged files
+            damage = checkpoint_damage(path) or ("it is truncated (the data ends early)" if isinstance(err, EOFError)
+                                                 else f"it cannot be loaded ({_first_line(err)})")
+            raise RunFileError(f"cannot resume from {str(path)!r}: {damage}; {_LAST_FIX}.") from None
+        missing = [k for k in LAST_KEYS if not (isinstance(ckpt, dict) and k in ckpt)]
+        if missing:
+            raise RunFileError(f"{str(path)!r} is not a run checkpoint (it lacks {missing}); {_LAST_FIX}.")
+        return ckpt
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def clear(self, say) -> None:
+        """--overwrite: delete the run files (and stale .tmp files) and name them."""
+        if not self.writes:
+            return
+        names = [n for n in RUN_FILES if (self.path / n).exists()]
+        names += sorted(p.name for p in self.path.glob("*.tmp"))
+        for name in names:
+            try:
+                (self.path / name).unlink(missing_ok=True)
+            except OSError as err:
+                raise write_error(self.path / name, err) from err
+        if names:
+            say(f"--overwrite: deleted {', '.join(names)} from {self.path}")
+
+    def start(self, cfg, *, records: dict[str, dict | None] | None = None) -> None:
+        """A fresh start: write config.yaml (the resolved config), drop an old metrics.jsonl, and write each
+        `records` entry (name -> JSON object, e.g. the teacher's identity; None: only the old file goes)."""
+        if not self.writes:
+            return
+        atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), self.path / "config.yaml")
+        (self.path / "metrics.jsonl").unlink(missing_ok=True)
+        for name, record in (records or {}).items():
+            (self.path / name).unlink(missing_ok=True)
+            if record is not None:
+                atomic_write_text(json.dumps(record, indent=1) + "\n", self.path / name)
+
+    def save(self, name: str, obj) -> None:
+        """`torch.save(obj)` into memory, then an atomic write of `name` (never half a file on a crash)."""
+        if not self.writes:
+            return
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        atomic_write_bytes(buffer.getbuffer(), self.path / name)
+
+    def save_best(self, epoch: int, model, top1: float) -> None:
+        """best.pt in the CRD checkpoint layout (`epoch`, `model`, `accuracy`, `best_acc`), so a run folder can
+        serve as a teacher."""
+        self.save("best.pt", {"epoch": epoch, "model": model.state_dict(), "accuracy": top1, "best_acc": top1})
+
+    def save_last(self, state: dict) -> None:
+        """last.pt: everything a resume needs (LAST_KEYS, RNG states, best and last top-1, ...)."""
+        self.save("last.pt", state)
+
+    def summary(self, cfg, info: dict, *, world_size: int) -> dict:
+        """What summary.json holds: the run's names and seed, best / last top-1, teacher top-1, wall time."""
+        return {
+            "name": cfg.name, "dataset": cfg.dataset, "method": cfg.method, "teacher": cfg.model.teacher,
+            "student": cfg.model.student, "seed": cfg.train.seed, "epochs": cfg.schedule.epochs,
+            "best_acc": info["best_acc"], "best_top1": info["best_acc"], "best_epoch": info["best_epoch"],
+            "last_acc": info["last_acc"], "last_top1": info["last_acc"], "teacher_top1": info["teacher_top1"],
+            "wall_time_s": info["elapsed"], "world_size": world_size, "run_dir": str(self.path.name),
+        }
+
+    def finish(self, summary: dict) -> dict:
+        """Write summary.json (the run is finished); returns `summary`."""
+        if self.writes:
+            atomic_write_text(json.dumps(summary, indent=2) + "\n", self.path / "summary.json")
+        return summary
+
+    def mark_failed(self, *, epoch: int, reason: str, lr: float, losses: dict, causes: str) -> str:
+        """Write failed.json (the run diverged at `epoch`) and return the message to raise; last.pt keeps the
+        last finite epoch."""
+        kept = epoch - 1 if (self.path / "last.pt").exists() else None
+        kept_text = (f"last.pt keeps epoch {kept}, the last finite one" if kept is not None else
+                     "no checkpoint was kept: it diverged in its first epoch")
+        message = (f"training diverged at epoch {epoch}: {reason}. Likely cause: {causes}. The run is marked "
+                   f"failed in {self.path / 'failed.json'} ({kept_text}); start again with --overwrite "
+                   "(overwrite=True) and, e.g., a 10x smaller optim.lr.")
+        if self.writes:
+            failed = {"status": "diverged", "epoch": epoch, "reason": reason, "lr": lr, "last_checkpoint_epoch": kept,
+                      "train": losses, "message": message, "time": time.time()}
+            atomic_write_text(json.dumps(failed, indent=2) + "\n", self.path / "failed.json")
+        return message

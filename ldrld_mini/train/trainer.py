@@ -17,26 +17,21 @@ naming the file, with the previous version intact. Damaged files raise RunFileEr
 """
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
 
 from ..recipes import ENGINE_LOSS_KEYS, Config
 from ..recipes.config import LOSS_WEIGHTS, RUNTIME_KEYS
-from ..runfolder import (RUN_FILES, RunFileError, RunLock, RunLockedError, RunWriteError, atomic_write_bytes,
-                         atomic_write_text, ensure_dir, folder_state, read_json, read_yaml_dict,
-                         write_error)
+from ..runfolder import OVERWRITE_HINT, RUN_FILES, RunFileError, RunFolder, RunLockedError, RunWriteError
+from .checks import check_config, num_classes_of
 from .distributed import (DistContext, barrier, broadcast_buffers, broadcast_obj, cleanup, gather_obj, init_from_env,
                           main_decides, wrap_ddp)
-from .logging import MetricsWriter, Printer, progress_enabled, read_metrics, truncate_metrics
-from .checks import check_config, config_diff, num_classes_of
+from .logging import MetricsWriter, Printer, progress_enabled, truncate_metrics
 from .loop import evaluate, make_scaler, train_one_epoch
 from .rng import deterministic_mode, rng_state, seed_everything, set_rng_state
 from .schedule import lr_at
@@ -49,125 +44,6 @@ __all__ = ["fit", "seed_everything", "deterministic_mode", "rng_state", "set_rng
 
 class TrainingDivergedError(RuntimeError):
     """The loss (or the weights) stopped being finite; the run folder is marked failed (failed.json)."""
-
-
-# ----------------------------------------------------------------------------------------------------------
-# run folder
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """torch.save into memory, then an atomic write (a crash or a full disk never leaves half a file)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(buffer.getbuffer(), path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    atomic_write_text(text, path)
-
-
-OVERWRITE_HINT = "pass overwrite=True (--overwrite) to start again"
-
-
-def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -> str:
-    """Check the folder (under its lock) against resume/overwrite; returns 'fresh', 'overwrite', 'resume' or
-    'finished'. Nothing is deleted here: an overwrite deletes only once the whole run has been built."""
-    state = folder_state(run_dir)
-    for name in state.present:
-        if (run_dir / name).is_dir():
-            raise RunFileError(f"{str(run_dir / name)!r} is a folder, not a file; remove it (a run folder's "
-                               f"{name} is a file), then run again.")
-    if overwrite:
-        return "overwrite" if state.present else "fresh"
-    if state.kind in ("empty", "fresh"):  # at most a config.yaml of a run that never finished an epoch
-        return "fresh"
-    if state.kind == "failed":
-        raise FileExistsError(f"run_dir={str(run_dir)!r} holds {state.describe()}, see its failed.json; it "
-                              f"cannot be resumed: {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
-    if not resume:
-        raise FileExistsError(f"run_dir={str(run_dir)!r} already holds {state.describe()}; pass resume=True to "
-                              "continue it, overwrite=True to start again, or choose another folder.")
-    _check_saved_config(cfg, run_dir)
-    if state.kind == "finished":
-        _read_summary(run_dir)
-        return "finished"
-    if "last.pt" not in state.present:
-        raise FileNotFoundError(f"cannot resume {str(run_dir)!r}: last.pt is missing, but the folder holds "
-                                f"{_describe_files(run_dir, state.present)}. Nothing was deleted. Restore last.pt "
-                                f"(e.g. from a backup), or {OVERWRITE_HINT} (which deletes those files).")
-    return "resume"
-
-
-def _describe_files(run_dir: Path, names: list[str]) -> str:
-    """'config.yaml, metrics.jsonl (3 epochs), best.pt'."""
-    parts = []
-    for name in names:
-        if name == "metrics.jsonl":
-            try:
-                parts.append(f"metrics.jsonl ({len(read_metrics(run_dir))} epochs)")
-            except RunFileError:
-                parts.append("metrics.jsonl (damaged)")
-        else:
-            parts.append(name)
-    return ", ".join(parts)
-
-
-def _check_saved_config(cfg: Config, run_dir: Path) -> None:
-    """ValueError when the saved config.yaml differs from `cfg` (run-time keys aside); RunFileError if damaged."""
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        return
-    fix = f"restore it, or {OVERWRITE_HINT}"
-    try:
-        saved = Config.from_dict(read_yaml_dict(path, fix=fix)).to_dict()
-    except (TypeError, ValueError) as err:
-        if isinstance(err, RunFileError):
-            raise
-        raise RunFileError(f"{str(path)!r} is not a run config ({err}); {fix}.") from None
-    diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
-    if diff:
-        raise ValueError(f"cannot resume {str(run_dir)!r}: the config differs in {diff}; resume with the options "
-                         f"its config.yaml was made with, {OVERWRITE_HINT} with the new ones, or choose another "
-                         "run folder.")
-
-
-def _read_summary(run_dir: Path) -> dict:
-    """The run's summary.json; RunFileError (with the fix: delete it and resume) when damaged."""
-    return read_json(run_dir / "summary.json", fix="delete it and resume (--resume): the run's last.pt "
-                                                    "rewrites it without training again")
-
-
-def _clear_run_dir(run_dir: Path, say: Callable[[str], None]) -> None:
-    """--overwrite: delete the run files (and stale .tmp files) and name them."""
-    names = [n for n in RUN_FILES if (run_dir / n).exists()]
-    names += sorted(p.name for p in run_dir.glob("*.tmp"))
-    for name in names:
-        try:
-            (run_dir / name).unlink(missing_ok=True)
-        except OSError as err:
-            raise write_error(run_dir / name, err) from err
-    if names:
-        say(f"--overwrite: deleted {', '.join(names)} from {run_dir}")
-
-
-_LAST_FIX = "restore last.pt from a backup, or pass --overwrite (overwrite=True) to start the run again"
-LAST_KEYS = ("model", "optimizer", "scaler", "epoch")
-
-
-def _read_last(run_dir: Path, device) -> dict:
-    """The run's last.pt (weights only); RunFileError naming what is wrong with it and the fix."""
-    from ..models.checkpoints import _first_line, checkpoint_damage
-
-    path = run_dir / "last.pt"
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for damaged files
-        damage = checkpoint_damage(path) or ("it is truncated (the data ends early)" if isinstance(err, EOFError)
-                                             else f"it cannot be loaded ({_first_line(err)})")
-        raise RunFileError(f"cannot resume from {str(path)!r}: {damage}; {_LAST_FIX}.") from None
-    missing = [k for k in LAST_KEYS if not (isinstance(ckpt, dict) and k in ckpt)]
-    if missing:
-        raise RunFileError(f"{str(path)!r} is not a run checkpoint (it lacks {missing}); {_LAST_FIX}.")
-    return ckpt
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -191,42 +67,32 @@ def fit(config: Config | dict, run_dir: str | os.PathLike, *, resume: bool = Fal
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
     check_config(cfg)
     ctx = init_from_env(cfg.train.device)
-    lock = RunLock(Path(run_dir))
+    folder = RunFolder(run_dir, writes=ctx.is_main)
     try:
         with deterministic_mode(cfg.train.deterministic, ctx.device):
-            return _fit(cfg, Path(run_dir), ctx, lock, resume=resume, quiet=quiet, teacher=teacher,
-                        student=student, overwrite=overwrite, on_epoch_end=on_epoch_end,
-                        trust_pickle=trust_pickle)
+            return _fit(cfg, folder, ctx, resume=resume, quiet=quiet, teacher=teacher, student=student,
+                        overwrite=overwrite, on_epoch_end=on_epoch_end, trust_pickle=trust_pickle)
     finally:
-        lock.release()
+        folder.release()
         cleanup(ctx)
 
 
 _CLAIM_ERRORS = (FileExistsError, FileNotFoundError, ValueError, RunFileError, RunLockedError, RunWriteError)
 
 
-def _claim_run_dir(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, resume: bool,
-                   overwrite: bool) -> str:
-    """Rank 0 creates and locks the folder and checks it; every rank gets the state (or raises its error)."""
-    def claim() -> str:
-        ensure_dir(run_dir)
-        lock.acquire()
-        return _prepare_run_dir(cfg, run_dir, resume, overwrite)
-
-    return main_decides(claim, ctx, _CLAIM_ERRORS)
-
-
-def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume, quiet, teacher, student,
-         overwrite, on_epoch_end, trust_pickle) -> dict:
+def _fit(cfg: Config, folder: RunFolder, ctx: DistContext, *, resume, quiet, teacher, student, overwrite,
+         on_epoch_end, trust_pickle) -> dict:
     from ..losses import build_loss
 
+    run_dir = folder.path
     say = Printer(quiet, enabled=ctx.is_main)
     loss_options = {k: v for k, v in cfg.loss.items() if k not in ENGINE_LOSS_KEYS}
     loss_fn = build_loss(cfg.method, **loss_options)  # bad loss options fail before the folder is touched
-    state = _claim_run_dir(cfg, run_dir, ctx, lock, resume, overwrite)
+    # rank 0 creates, locks and checks the folder; every rank gets its verdict (or raises its error)
+    state = main_decides(lambda: folder.claim(cfg, resume=resume, overwrite=overwrite), ctx, _CLAIM_ERRORS)
     if state == "finished":
         say(f"{run_dir}: already finished; returning its summary.")
-        return _read_summary(run_dir)
+        return folder.read_summary()
 
     seed_everything(cfg.train.seed)
     device = ctx.device
@@ -262,7 +128,7 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
     info = {"best_acc": -1.0, "best_epoch": 0, "last_acc": None, "elapsed": 0.0, "teacher_top1": None}
     start_epoch = 1
     if state == "resume":
-        ckpt = _read_last(run_dir, device)
+        ckpt = folder.read_last(device)
         student.load_state_dict(ckpt["model"])
         if not _finite_weights(student):
             raise RunFileError(f"{str(run_dir / 'last.pt')!r} (epoch {ckpt['epoch']}) holds non-finite weights: "
@@ -278,15 +144,10 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
         say(f"resuming {run_dir} after epoch {ckpt['epoch']}")
     else:
         torch.manual_seed(cfg.train.seed + ctx.rank)  # per-rank augmentation streams (rank 0: the seed)
-        if ctx.is_main:
-            if state == "overwrite":  # named even with quiet=True (not in notebooks): files are deleted
-                _clear_run_dir(run_dir, Printer(None if quiet else quiet))
-            _atomic_write_text(_config_text(cfg), run_dir / "config.yaml")
-            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-            (run_dir / TEACHER_RECORD).unlink(missing_ok=True)
-            if teacher_file is not None:
-                _atomic_write_text(json.dumps(teacher_identity(teacher_file), indent=1) + "\n",
-                                   run_dir / TEACHER_RECORD)
+        if state == "overwrite":  # named even with quiet=True (not in notebooks): files are deleted
+            folder.clear(Printer(None if quiet else quiet))
+        identity = teacher_identity(teacher_file) if teacher_file is not None and ctx.is_main else None
+        folder.start(cfg, records={TEACHER_RECORD: identity})
         if teacher is not None:
             rng = rng_state()
             info["teacher_top1"] = evaluate(teacher, val_loader, **eval_kw)["top1"]
@@ -312,8 +173,9 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
                                         channels_last=cfg.train.channels_last, loss_scale=loss_scale,
                                         log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
             problem = _divergence(stats, student)
-            if problem:
-                _mark_failed(cfg, run_dir, ctx, epoch, lr, stats, problem)
+            if problem:  # failed.json, then every rank stops
+                raise TrainingDivergedError(folder.mark_failed(epoch=epoch, reason=problem, lr=lr,
+                                                               losses=_losses(stats), causes=_likely_causes(cfg)))
             record = {"epoch": epoch, "lr": lr, **stats}
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.schedule.epochs:
                 broadcast_buffers(student, ctx)
@@ -322,36 +184,24 @@ def _fit(cfg: Config, run_dir: Path, ctx: DistContext, lock: RunLock, *, resume,
                 info["last_acc"] = val["top1"]
                 if val["top1"] > info["best_acc"]:
                     info.update(best_acc=val["top1"], best_epoch=epoch)
-                    if ctx.is_main:
-                        _atomic_save({"epoch": epoch, "model": student.state_dict(), "accuracy": val["top1"],
-                                      "best_acc": val["top1"]}, run_dir / "best.pt")
+                    folder.save_best(epoch, student, val["top1"])
             record["epoch_time"] = time.perf_counter() - t0
             record["images_per_s"] = stats["train_images"] / max(stats["train_time"], 1e-9)
             record["best_acc"] = info["best_acc"] if info["best_acc"] >= 0 else None
             info["elapsed"] += record["epoch_time"]
             writer.append(record)
             rngs = gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
-            if ctx.is_main:
-                _atomic_save({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-                              "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info},
-                             run_dir / "last.pt")
+            folder.save_last({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
+                              "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info})
             barrier(ctx)
             say(_epoch_line(record, cfg.schedule.epochs))
             if on_epoch_end is not None:
                 on_epoch_end(record)
     finally:
         writer.close()
-    summary = broadcast_obj(_summary(cfg, run_dir, info, ctx), ctx)  # rank 0's, on every rank
-    if ctx.is_main:
-        _atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
+    summary = folder.finish(broadcast_obj(folder.summary(cfg, info, world_size=ctx.world_size), ctx))  # rank 0's
     barrier(ctx)
     return summary
-
-
-def _config_text(cfg: Config) -> str:
-    """The resolved config as config.yaml holds it."""
-    import yaml
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -390,24 +240,10 @@ def _likely_causes(cfg: Config) -> str:
     return "; ".join(causes)
 
 
-def _mark_failed(cfg: Config, run_dir: Path, ctx: DistContext, epoch: int, lr: float, stats: dict,
-                 problem: str) -> None:
-    """Write failed.json (rank 0) and raise TrainingDivergedError; last.pt keeps the last finite epoch."""
-    kept = None
-    if (run_dir / "last.pt").exists():
-        kept = epoch - 1
-    kept_text = (f"last.pt keeps epoch {kept}, the last finite one" if kept is not None else
-                 "no checkpoint was kept: it diverged in its first epoch")
-    message = (f"training diverged at epoch {epoch}: {problem}. Likely cause: {_likely_causes(cfg)}. The run is "
-               f"marked failed in {run_dir / 'failed.json'} ({kept_text}); start again with --overwrite "
-               "(overwrite=True) and, e.g., a 10x smaller optim.lr.")
-    if ctx.is_main:
-        train = {k: (v if isinstance(v, float) and math.isfinite(v) else None) for k, v in stats.items()
-                 if k.startswith("train_") and k not in _NOT_LOSSES}
-        failed = {"status": "diverged", "epoch": epoch, "reason": problem, "lr": lr, "last_checkpoint_epoch": kept,
-                  "train": train, "message": message, "time": time.time()}
-        _atomic_write_text(json.dumps(failed, indent=2) + "\n", run_dir / "failed.json")
-    raise TrainingDivergedError(message)
+def _losses(stats: dict) -> dict:
+    """The epoch's logged loss parts, a non-finite value as None (for failed.json)."""
+    return {k: (v if isinstance(v, float) and math.isfinite(v) else None) for k, v in stats.items()
+            if k.startswith("train_") and k not in _NOT_LOSSES}
 
 
 def _train_model(cfg: Config, ctx: DistContext, student, teacher, loss_fn, optimizer, loss_scale):
@@ -452,13 +288,3 @@ def _epoch_line(r: dict, epochs: int) -> str:
     val = f" val {r['val_top1']:.2f} (best {r['best_acc']:.2f})" if "val_top1" in r else ""
     return (f"epoch {r['epoch']}/{epochs} lr {r['lr']:.5g} loss {r.get('train_total', float('nan')):.4f} "
             f"train {r['train_top1']:.2f}{val} {r['epoch_time']:.1f}s {r['images_per_s']:.0f} img/s")
-
-
-def _summary(cfg: Config, run_dir: Path, info: dict, ctx: DistContext) -> dict:
-    return {
-        "name": cfg.name, "dataset": cfg.dataset, "method": cfg.method, "teacher": cfg.model.teacher,
-        "student": cfg.model.student, "seed": cfg.train.seed, "epochs": cfg.schedule.epochs,
-        "best_acc": info["best_acc"], "best_top1": info["best_acc"], "best_epoch": info["best_epoch"],
-        "last_acc": info["last_acc"], "last_top1": info["last_acc"], "teacher_top1": info["teacher_top1"],
-        "wall_time_s": info["elapsed"], "world_size": ctx.world_size, "run_dir": str(run_dir.name),
-    }
