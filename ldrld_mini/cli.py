@@ -123,7 +123,7 @@ def _check_model(name: str, option: str, dataset: str | None = None) -> None:
     except ValueError as err:
         raise UsageError(f"{option} {name!r}: {err}") from None
     if dataset is not None:
-        from ldrld_mini.train.trainer import check_model_name
+        from ldrld_mini.train.checks import check_model_name
         try:
             check_model_name(name, dataset, option)
         except ValueError as err:
@@ -132,7 +132,7 @@ def _check_model(name: str, option: str, dataset: str | None = None) -> None:
 
 def _check_device(name: str, option: str = "--device"):
     """The torch.device of `name`; UsageError when it is not a device or not on this machine."""
-    from ldrld_mini.train.trainer import check_device
+    from ldrld_mini.train.checks import check_device
 
     try:
         return check_device(name, option)
@@ -183,7 +183,7 @@ def _names_run_folder(path: str | None) -> bool:
 def _check_teacher_checkpoint(cfg) -> None:
     """Fail before any data is loaded when the teacher's checkpoint is not where the config says."""
     from ldrld_mini.models import TEACHERS
-    from ldrld_mini.train.trainer import teacher_checkpoint_path
+    from ldrld_mini.train.teacher import teacher_checkpoint_path
 
     path = cfg.model.teacher_checkpoint
     train_it = f"`{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir DIR`"
@@ -645,7 +645,7 @@ def _worker_argv(line: str) -> list[str]:
 
 def _missing_teacher_files(specs) -> dict[str, str]:
     """{teacher: checkpoint path} of the teachers the students need as files that are not there."""
-    from ldrld_mini.train.trainer import teacher_checkpoint_path
+    from ldrld_mini.train.teacher import teacher_checkpoint_path
 
     missing = {}
     for spec in specs:

@@ -127,7 +127,8 @@ def demo_configs(settings: DemoSettings, seed: int, teacher_checkpoint: str | Pa
 def _cached(config, run_dir: Path) -> bool:
     """True when `run_dir` holds a finished run of the same config (runtime-only keys aside)."""
     from ldrld_mini.recipes import Config
-    from ldrld_mini.train.trainer import RUNTIME_KEYS, config_diff
+    from ldrld_mini.recipes.config import RUNTIME_KEYS
+    from ldrld_mini.train.checks import config_diff
 
     if not (run_dir / "summary.json").is_file() or not (run_dir / "config.yaml").is_file():
         return False
@@ -267,7 +268,7 @@ def packaged_teacher(settings: DemoSettings, path: Path = TEACHER_FILE) -> Path 
 def _teacher_accuracy(settings: DemoSettings, checkpoint: Path) -> float:
     """Val top-1 (%) of the teacher in `checkpoint` (a .pt file or a run folder), measured here."""
     from ldrld_mini.models import build_model, load_checkpoint
-    from ldrld_mini.train.trainer import resolve_checkpoint
+    from ldrld_mini.train.teacher import resolve_checkpoint
 
     model = build_model(settings.teacher, num_classes=settings.num_classes, dataset="synthetic")
     load_checkpoint(model, resolve_checkpoint(checkpoint))

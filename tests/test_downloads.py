@@ -37,7 +37,7 @@ from ldrld_mini.models import (
     teacher_path,
 )
 from ldrld_mini.models.teachers import MDISTILLER_URL
-from ldrld_mini.train.trainer import _published_teacher
+from ldrld_mini.train.teacher import _published_teacher
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
