@@ -6,7 +6,7 @@ Prints, per device and size, one Markdown table: for each loss the top-level ate
 (`aten::item` / `aten::_local_scalar_dense`) of one forward+backward counted by `torch.profiler` on the
 CPU (deterministic), the median milliseconds per forward+backward, and its time relative to the floor:
 plain KD + CE written with `torch.nn.functional` (what a KD training loop would write by hand). Then the
-ratios the loss issue targets: masked public / fast LDRLD (target >= 8x) and fast LDRLD / plain KD + CE
+ratios the loss issue targets: masked public / fused LDRLD (target >= 8x) and fused LDRLD / plain KD + CE
 (target <= 2.5x).
 
 Timing is interleaved so that a ratio holds on a shared machine: each round times every loss once, in
@@ -32,7 +32,7 @@ from ldrld_mini.profiling import host_reads, profile_events, top_level_ops
 
 SIZES = [(64, 100, 7), (256, 1000, 7)]
 FLOOR = "plain KD + CE (F)"
-FAST = "ldrld (fast)"
+FAST = "ldrld (fused)"
 MASKED = "masked (public)"
 
 
@@ -55,7 +55,7 @@ LOSSES = {
     "kd": lambda s, t, y, k: kd_loss(s, t, y).total,
     "dkd": lambda s, t, y, k: dkd_loss(s, t, y).total,
     "ldrld (einops)": lambda s, t, y, k: ldrld_loss(s, t, y, k=k, impl="einops").total,
-    FAST: lambda s, t, y, k: ldrld_loss(s, t, y, k=k, impl="fast").total,
+    FAST: lambda s, t, y, k: ldrld_loss(s, t, y, k=k, impl="fused").total,
     MASKED: masked_public,
 }
 
@@ -137,9 +137,9 @@ def format_table(results) -> str:
             ops, reads = r["counts"][name]
             lines.append(f"| {name} | {ops} | {reads} | {r['ms'][name]:.3f} | {r['x_floor'][name]:.2f} |")
         ok = lambda good: "met" if good else "NOT met"  # noqa: E731
-        lines += ["", f"masked / fast = **{r['masked_over_fast']:.1f}x** (target >= 8: "
-                      f"{ok(r['masked_over_fast'] >= 8)}); fast / plain KD + CE = **{r['fast_over_floor']:.2f}x** "
-                      f"(target <= 2.5: {ok(r['fast_over_floor'] <= 2.5)}); fast ops = {r['counts'][FAST][0]} "
+        lines += ["", f"masked / fused = **{r['masked_over_fast']:.1f}x** (target >= 8: "
+                      f"{ok(r['masked_over_fast'] >= 8)}); fused / plain KD + CE = **{r['fast_over_floor']:.2f}x** "
+                      f"(target <= 2.5: {ok(r['fast_over_floor'] <= 2.5)}); fused ops = {r['counts'][FAST][0]} "
                       f"(target <= 50: {ok(r['counts'][FAST][0] <= 50)}); host reads "
                       f"{sum(c[1] for c in r['counts'].values())} in all (target 0).", ""]
     return "\n".join(lines)

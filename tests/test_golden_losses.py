@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ldrld_mini.losses import LDRLDLoss, build_loss, dkd_loss, kd_loss, ldrld_loss, ldrld_terms_einops, ldrld_terms_fast
+from ldrld_mini.losses import LDRLDLoss, build_loss, dkd_loss, kd_loss, ldrld_loss, ldrld_terms_einops, ldrld_terms_fused
 from ldrld_mini.losses.reference import ldrld_masked, ldrld_reference
 
 CASES = json.loads((Path(__file__).parent / "fixtures" / "public_losses.json").read_text())["cases"]
@@ -60,7 +60,7 @@ def total_from_terms(terms, case, student, target):
 
 # -- LDRLD: every formulation, values and gradients ----------------------------------------------------------
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 @pytest.mark.parametrize("case", LDRLD_CASES, ids=case_id)
 def test_ldrld_loss_matches_the_public_code(case, impl):
     student, teacher, target = inputs(case)
@@ -73,12 +73,12 @@ def test_ldrld_loss_matches_the_public_code(case, impl):
     close(grad, expected_grad(case), f"{impl} d total / d student")
 
 
-@pytest.mark.parametrize("formulation", ["fast terms", "einops terms", "reference", "masked"])
+@pytest.mark.parametrize("formulation", ["fused terms", "einops terms", "reference", "masked"])
 @pytest.mark.parametrize("case", LDRLD_CASES, ids=case_id)
 def test_ldrld_terms_match_the_public_code(case, formulation):
     student, teacher, target = inputs(case)
     options = dict(k=case["k"], temperature=case["temperature"], remaining_at_full_k=public_option(case))
-    fn = {"fast terms": ldrld_terms_fast, "einops terms": ldrld_terms_einops, "reference": ldrld_reference,
+    fn = {"fused terms": ldrld_terms_fused, "einops terms": ldrld_terms_einops, "reference": ldrld_reference,
           "masked": ldrld_masked}[formulation]
     total, local, rest = total_from_terms(lambda s: fn(s, teacher, **options), case, student, target)
     close(local.detach(), case["ldrld"], f"{formulation} ldrld")
@@ -88,7 +88,7 @@ def test_ldrld_terms_match_the_public_code(case, formulation):
     close(grad, expected_grad(case), f"{formulation} d total / d student")
 
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_module_and_build_loss_pass_the_full_k_option(impl):
     case = next(c for c in LDRLD_CASES if is_full_k(c))
     student, teacher, target = inputs(case)
@@ -109,11 +109,11 @@ def test_recipe_override_reaches_the_loss():
 
 # -- k = C: the formula's 0 by default, the public code's full KD on request -----------------------------------
 
-@pytest.mark.parametrize("formulation", ["fast", "einops", "reference", "masked"])
+@pytest.mark.parametrize("formulation", ["fused", "einops", "reference", "masked"])
 def test_full_k_default_is_the_formulas_zero(formulation):
     case = next(c for c in LDRLD_CASES if is_full_k(c))
     student, teacher, target = inputs(case)
-    fn = {"fast": ldrld_terms_fast, "einops": ldrld_terms_einops, "reference": ldrld_reference,
+    fn = {"fused": ldrld_terms_fused, "einops": ldrld_terms_einops, "reference": ldrld_reference,
           "masked": ldrld_masked}[formulation]
     local, rest = fn(student, teacher, k=case["k"], temperature=case["temperature"])
     assert float(rest.detach()) == 0.0
@@ -127,7 +127,7 @@ def test_full_k_default_is_the_formulas_zero(formulation):
 def test_full_k_option_changes_nothing_below_k_equals_c():
     case = LDRLD_CASES[0]
     student, teacher, target = inputs(case)
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         a = ldrld_loss(student, teacher, target, impl=impl)
         b = ldrld_loss(student, teacher, target, impl=impl, remaining_at_full_k="full_kd")
         for x, y in zip(a, b):
@@ -193,7 +193,7 @@ def test_pinned_absolute_values_of_every_term():
 
 
 LDRLD_DEFAULTS = dict(k=7, temperature=4.0, alpha=10.5, beta=7.0, ce_weight=1.0, rank_by="student",
-                      reduction="mean", remaining_at_full_k="zero", impl="fast")
+                      reduction="mean", remaining_at_full_k="zero", impl="fused")
 
 
 def defaults_of(fn):
@@ -205,7 +205,7 @@ def test_loss_defaults_are_the_published_setting():
     for fn in (ldrld_loss, LDRLDLoss.__init__):
         got = defaults_of(fn)
         assert {key: got[key] for key in LDRLD_DEFAULTS} == LDRLD_DEFAULTS, fn.__qualname__
-    for fn in (ldrld_terms_fast, ldrld_terms_einops, ldrld_reference):
+    for fn in (ldrld_terms_fused, ldrld_terms_einops, ldrld_reference):
         got = defaults_of(fn)
         for key in ("k", "temperature", "rank_by", "reduction", "remaining_at_full_k"):
             assert got[key] == LDRLD_DEFAULTS[key], f"{fn.__qualname__} {key}"

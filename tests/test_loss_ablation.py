@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from ldrld_mini.losses import (
-    PAIR_WEIGHTINGS, LDRLDLoss, build_loss, erd, irw, ldrld_loss, ldrld_terms_einops, ldrld_terms_fast, llki_weight,
+    PAIR_WEIGHTINGS, LDRLDLoss, build_loss, erd, irw, ldrld_loss, ldrld_terms_einops, ldrld_terms_fused, llki_weight,
     pair_positions, pair_weights, rank_weight,
 )
-from ldrld_mini.losses.ldrld import PAIR_MATRIX_MAX_K
+from ldrld_mini.losses.ldrld_fused import PAIR_MATRIX_MAX_K
 from ldrld_mini.losses.reference import ldrld_reference
 
-TERMS = {"fast": ldrld_terms_fast, "einops": ldrld_terms_einops, "reference": ldrld_reference}
+TERMS = {"fused": ldrld_terms_fused, "einops": ldrld_terms_einops, "reference": ldrld_reference}
 TOL = dict(rtol=1e-9, atol=1e-12)
 T = 4.0
 
@@ -48,7 +48,7 @@ def test_terms_equal_the_reference(k, pair_weighting, whole_group, reduction):
     student, teacher = make_logits(3, k + 5, seed=k * 100 + len(pair_weighting))
     options = dict(k=k, pair_weighting=pair_weighting, whole_group=whole_group, reduction=reduction)
     expected = terms_and_grads("reference", student, teacher, **options)
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         got = terms_and_grads(impl, student, teacher, **options)
         for name, a, b in zip(("ldrld", "rntk", "grad ldrld", "grad rntk"), got, expected):
             assert_close(a, b, f"{impl} {name}")
@@ -65,7 +65,7 @@ def test_total_and_its_gradient_equal_the_reference(k, pair_weighting, whole_gro
     ce = torch.nn.functional.cross_entropy(student, target)
     want = weights["ce_weight"] * ce + weights["alpha"] * local + weights["beta"] * rest
     want_grad, = torch.autograd.grad(want, student)
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         parts = ldrld_loss(student, teacher, target, impl=impl, **options, **weights)
         assert_close(parts.total.detach(), want.detach(), f"{impl} total")
         assert_close(parts.ldrld.detach(), local.detach(), f"{impl} ldrld")
@@ -80,7 +80,7 @@ def test_above_the_pair_matrix_limit(pair_weighting, whole_group):
     student, teacher = make_logits(1, k + 2, seed=31)
     reduction = "mean" if whole_group else "sum"
     options = dict(k=k, pair_weighting=pair_weighting, whole_group=whole_group, reduction=reduction)
-    fast, readable = (terms_and_grads(impl, student, teacher, **options) for impl in ("fast", "einops"))
+    fast, readable = (terms_and_grads(impl, student, teacher, **options) for impl in ("fused", "einops"))
     for a, b in zip(fast, readable):
         assert_close(a, b, "fast fallback == einops")
     if whole_group is False and pair_weighting in ("adw", "uniform"):  # the reference loops are slow at k = 65
@@ -178,12 +178,12 @@ def test_weights_are_irw_erd_and_their_product():
 def test_defaults_are_the_published_loss_bit_for_bit():
     from inspect import signature
 
-    for fn in (ldrld_loss, LDRLDLoss.__init__, ldrld_terms_fast, ldrld_terms_einops, ldrld_reference):
+    for fn in (ldrld_loss, LDRLDLoss.__init__, ldrld_terms_fused, ldrld_terms_einops, ldrld_reference):
         params = signature(fn).parameters
         assert (params["pair_weighting"].default, params["whole_group"].default) == ("adw", True), fn.__qualname__
     student, teacher = make_logits(4, 30, seed=44, dtype=torch.float32)
     target = torch.arange(4)
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         plain = ldrld_loss(student, teacher, target, impl=impl)
         explicit = ldrld_loss(student, teacher, target, impl=impl, pair_weighting="adw", whole_group=True)
         assert all(torch.equal(a, b) for a, b in zip(plain, explicit))
@@ -201,7 +201,7 @@ BAD = [("pair_weighting", "ADW", r"pair_weighting must be one of \('adw', 'irw',
 def test_bad_values_name_the_argument_the_value_and_the_choices(name, value, message):
     student, teacher = make_logits(2, 10, seed=0)
     target = torch.zeros(2, dtype=torch.long)
-    calls = {"ldrld_loss fast": lambda **o: ldrld_loss(student, teacher, target, **o),
+    calls = {"ldrld_loss fused": lambda **o: ldrld_loss(student, teacher, target, **o),
              "ldrld_loss einops": lambda **o: ldrld_loss(student, teacher, target, impl="einops", **o),
              "LDRLDLoss": lambda **o: LDRLDLoss(**o), "build_loss": lambda **o: build_loss("ldrld", **o),
              **{impl: (lambda fn: lambda **o: fn(student, teacher, k=3, **o))(fn) for impl, fn in TERMS.items()}}
@@ -217,9 +217,9 @@ EVERY_OPTION = list(itertools.product(PAIR_WEIGHTINGS, [True, False]))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("impl,k,combos", [("fast", 5, EVERY_OPTION), ("einops", 5, EVERY_OPTION),
-                                           ("fast", PAIR_MATRIX_MAX_K + 1, [("uniform", False), ("irw", True)])],
-                         ids=["fast", "einops", "fast-fallback"])
+@pytest.mark.parametrize("impl,k,combos", [("fused", 5, EVERY_OPTION), ("einops", 5, EVERY_OPTION),
+                                           ("fused", PAIR_MATRIX_MAX_K + 1, [("uniform", False), ("irw", True)])],
+                         ids=["fused", "einops", "fused-fallback"])
 def test_reduced_precision_logits_with_the_options(dtype, impl, k, combos):
     for pair_weighting, whole_group in combos:
         student, teacher = make_logits(4, k + 10, seed=45, scale=6.0, dtype=dtype)
@@ -270,10 +270,10 @@ def test_recipe_overrides_reach_the_loss_and_bad_values_name_the_key():
         load_config("cifar100", method="kd", overrides=["loss.whole_group=false"])
 
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_fast_training_loss_keeps_the_options(impl):
-    """The fast training path's loss: bit for bit the module's with impl="fast"; with impl="einops" it runs the
-    fast terms (as ever), equal to float32 rounding."""
+    """The fast training path's loss: bit for bit the module's, whichever `impl`: with impl="einops" it trains
+    with the named pieces of losses/ldrld.py (an edit to them reaches training), with "fused" the fused node."""
     from ldrld_mini.train.fast import FastLoss
 
     module = build_loss("ldrld", k=4, pair_weighting="irw", whole_group=False, impl=impl)
@@ -282,7 +282,7 @@ def test_fast_training_loss_keeps_the_options(impl):
     expected = module(student, teacher, target)
     grad, = torch.autograd.grad(expected.total, student)
     got = FastLoss(module, torch.device("cpu"))(student, teacher, target)
-    tol = dict(rtol=0, atol=0) if impl == "fast" else dict(rtol=1e-5, atol=1e-6)
+    tol = dict(rtol=0, atol=0)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, **tol)
     torch.testing.assert_close(torch.autograd.grad(got.total, student)[0], grad, **tol)
@@ -300,9 +300,9 @@ def test_override_reaches_the_loss_in_training(tmp_path, monkeypatch, fast):
     from ldrld_mini.train import fit
 
     built, fused_calls = [], []
-    real_build, real_parts = losses.build_loss, fast_module.ldrld_parts_fast
+    real_build, real_parts = losses.build_loss, fast_module.ldrld_parts_fused
     monkeypatch.setattr(losses, "build_loss", lambda name, **o: built.append(real_build(name, **o)) or built[-1])
-    monkeypatch.setattr(fast_module, "ldrld_parts_fast", lambda *a, **o: fused_calls.append(o) or real_parts(*a, **o))
+    monkeypatch.setattr(fast_module, "ldrld_parts_fused", lambda *a, **o: fused_calls.append(o) or real_parts(*a, **o))
     cfg = load_config("synthetic", teacher="resnet8", student="resnet8", method="ldrld", overrides=[
         "data.options.num_classes=10", "data.options.train_per_class=2", "data.options.val_per_class=1",
         "batch_size=10", "epochs=1", "milestones=[]", "train.device=cpu", "loss.pair_weighting=uniform",
@@ -333,7 +333,7 @@ def test_cuda_options_equal_the_cpu_reference():
         want = torch.nn.functional.cross_entropy(student, target) + 10.5 * local + 7.0 * rest
         want_grad, = torch.autograd.grad(want, student)
         gpu = student.detach().cuda().requires_grad_()
-        for impl in ("fast", "einops"):
+        for impl in ("fused", "einops"):
             parts = ldrld_loss(gpu, teacher.cuda(), target.cuda(), impl=impl, **options)
             grad, = torch.autograd.grad(parts.total, gpu)
             assert_close(parts.total.detach().cpu(), want.detach(), f"cuda {impl} {options} total")
@@ -342,8 +342,8 @@ def test_cuda_options_equal_the_cpu_reference():
 
 @cuda
 def test_cuda_graph_replays_the_ablated_fused_loss():
-    """The fast training path's call (`ldrld_parts_fast`) with the options, captured once and replayed."""
-    from ldrld_mini.losses import ldrld_parts_fast
+    """The fast training path's call (`ldrld_parts_fused`) with the options, captured once and replayed."""
+    from ldrld_mini.losses import ldrld_parts_fused
 
     options = dict(k=5, pair_weighting="uniform", whole_group=False)
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -353,19 +353,19 @@ def test_cuda_graph_replays_the_ablated_fused_loss():
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # warm-up outside the capture (the plan's constants are made here)
         for _ in range(3):
-            ldrld_parts_fast(student, teacher, target, **options).total.backward()
+            ldrld_parts_fused(student, teacher, target, **options).total.backward()
     torch.cuda.current_stream().wait_stream(side)
     student.grad = None
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        parts = ldrld_parts_fast(student, teacher, target, **options)
+        parts = ldrld_parts_fused(student, teacher, target, **options)
         parts.total.backward()
     with torch.no_grad():
         student.copy_(torch.randn(64, 100, device="cuda", generator=gen) * 3)
         teacher.copy_(torch.randn(64, 100, device="cuda", generator=gen) * 3)
     graph.replay()
     eager_student = student.detach().clone().requires_grad_()
-    eager = ldrld_parts_fast(eager_student, teacher, target, **options)
+    eager = ldrld_parts_fused(eager_student, teacher, target, **options)
     eager.total.backward()
     for a, b in zip(parts, eager):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-6)

@@ -15,7 +15,7 @@ from ldrld_mini.profiling import HOST_READS, profile_events, top_level_ops
 MAX_FAST_LDRLD_OPS = 50  # top-level aten ops of one forward + backward, CE and total included
 
 LOSSES = {
-    "ldrld (fast)": lambda s, t, y: ldrld_loss(s, t, y).total,
+    "ldrld (fused)": lambda s, t, y: ldrld_loss(s, t, y).total,
     "ldrld (einops)": lambda s, t, y: ldrld_loss(s, t, y, impl="einops").total,
     "ldrld (teacher-ranked, sum, k = C full_kd)": lambda s, t, y: ldrld_loss(
         s, t, y, k=s.shape[1], rank_by="teacher", reduction="sum", remaining_at_full_k="full_kd").total,
@@ -52,7 +52,7 @@ def test_no_host_read_in_forward_and_backward(name):
 
 @pytest.mark.parametrize("size,classes", [(64, 100), (256, 1000)])
 def test_fast_ldrld_op_count(size, classes):
-    ops = top_level_ops(profile_step(LOSSES["ldrld (fast)"], *batch(size, classes)))
+    ops = top_level_ops(profile_step(LOSSES["ldrld (fused)"], *batch(size, classes)))
     assert len(ops) <= MAX_FAST_LDRLD_OPS, f"{len(ops)} top-level aten ops: {ops}"
 
 
@@ -111,7 +111,7 @@ def test_cuda_fast_equals_cpu():
     cpu = batch(32, 100)
     gpu = [x.detach().cuda() for x in cpu]
     gpu[0].requires_grad_()
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         a, b = ldrld_loss(*cpu, impl=impl), ldrld_loss(*gpu, impl=impl)
         a.total.backward()
         b.total.backward()

@@ -1,4 +1,4 @@
-"""The loss library: fast == einops == literal reference (values and gradients), properties, bad input."""
+"""The loss library: fused == einops == literal reference (values and gradients), properties, bad input."""
 import itertools
 import math
 
@@ -9,11 +9,11 @@ from hypothesis import given, settings, strategies as st
 
 from ldrld_mini.losses import (
     LossParts, adw, build_loss, dkd_loss, erd, group_kl, irw, kd_loss, ldrld_loss, ldrld_terms_einops,
-    ldrld_terms_fast, pair_positions, pair_weights, pairwise_kl, remaining_non_target_kl, top_k_decouple,
+    ldrld_terms_fused, pair_positions, pair_weights, pairwise_kl, remaining_non_target_kl, top_k_decouple,
 )
 from ldrld_mini.losses.reference import ldrld_masked, ldrld_reference
 
-IMPLS = {"fast": ldrld_terms_fast, "einops": ldrld_terms_einops, "reference": ldrld_reference}
+IMPLS = {"fused": ldrld_terms_fused, "einops": ldrld_terms_einops, "reference": ldrld_reference}
 
 
 def make_logits(batch, classes, scale, seed, dtype=torch.float64):
@@ -34,7 +34,7 @@ def terms_and_grads(impl, student, teacher, **options):
 
 def assert_all_equal(student, teacher, **options):
     expected = terms_and_grads("reference", student, teacher, **options)
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         got = terms_and_grads(impl, student, teacher, **options)
         for name, a, b in zip(("ldrld", "rntk", "grad ldrld", "grad rntk"), got, expected):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=lambda m: f"{impl} {name}: {m}")
@@ -65,7 +65,7 @@ GRID = [  # (k, C, T, scale)
 
 
 @pytest.mark.parametrize("k,classes,temperature,scale", GRID)
-def test_fast_einops_reference_equal(k, classes, temperature, scale):
+def test_fused_einops_reference_equal(k, classes, temperature, scale):
     student, teacher = make_logits(3, classes, scale, seed=k * 1000 + classes)
     assert_all_equal(student, teacher, k=k, temperature=temperature)
 
@@ -86,8 +86,8 @@ def test_options_equal(rank_by, reduction):
 
 def test_sum_reduction_is_mean_times_groups():
     student, teacher = make_logits(4, 30, 3.0, seed=8)
-    mean, _ = ldrld_terms_fast(student, teacher, k=7)
-    total, _ = ldrld_terms_fast(student, teacher, k=7, reduction="sum")
+    mean, _ = ldrld_terms_fused(student, teacher, k=7)
+    total, _ = ldrld_terms_fused(student, teacher, k=7, reduction="sum")
     torch.testing.assert_close(total, mean * 22)
 
 
@@ -103,8 +103,8 @@ def test_constants_are_options():
     student, teacher = make_logits(3, 20, 2.0, seed=5)
     options = dict(k=5, epsilon=0.5, delta=3.0, lam=0.2)
     assert_all_equal(student, teacher, **options)
-    default, _ = ldrld_terms_fast(student, teacher, k=5)
-    changed, _ = ldrld_terms_fast(student, teacher, **options)
+    default, _ = ldrld_terms_fused(student, teacher, k=5)
+    changed, _ = ldrld_terms_fused(student, teacher, **options)
     assert not torch.allclose(default, changed)
 
 
@@ -127,7 +127,7 @@ def test_reduced_precision_inputs_computed_in_float32(dtype):
 
 # -- properties -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_kl_terms_non_negative_and_zero_on_equal_logits(impl):
     student, teacher = make_logits(6, 40, 6.0, seed=1)
     local, rest = IMPLS[impl](student, teacher, k=7)
@@ -140,7 +140,7 @@ def test_kl_terms_non_negative_and_zero_on_equal_logits(impl):
     assert (remaining_non_target_kl(student, teacher, index, 4.0) >= -1e-12).all()
 
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_invariant_to_per_row_constants(impl):
     student, teacher = make_logits(4, 25, 3.0, seed=2)
     shift_s = torch.randn(4, 1, dtype=torch.float64) * 50
@@ -151,7 +151,7 @@ def test_invariant_to_per_row_constants(impl):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_rntk_zero_exactly_when_k_equals_classes(impl):
     student, teacher = make_logits(3, 9, 3.0, seed=4)
     assert IMPLS[impl](student, teacher, k=9)[1].item() == 0.0
@@ -159,7 +159,7 @@ def test_rntk_zero_exactly_when_k_equals_classes(impl):
     assert IMPLS[impl](student, teacher, k=7)[1].item() > 0.0
 
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_teacher_gets_no_gradient(impl):
     student, _ = make_logits(4, 30, 3.0, seed=6)
     teacher = torch.randn(4, 30, dtype=torch.float64, requires_grad=True)
@@ -169,7 +169,7 @@ def test_teacher_gets_no_gradient(impl):
     assert teacher.grad is None and student.grad is not None
 
 
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_finite_at_huge_logits(impl):
     student, teacher = make_logits(4, 100, 1e4, seed=9, dtype=torch.float32)
     parts = ldrld_loss(student, teacher, torch.arange(4), temperature=1.0, impl=impl)
@@ -177,10 +177,10 @@ def test_finite_at_huge_logits(impl):
     assert all(torch.isfinite(p) for p in parts) and torch.isfinite(student.grad).all()
 
 
-def test_huge_logits_fast_equals_einops():
+def test_huge_logits_fused_equals_einops():
     student, teacher = make_logits(4, 50, 1e4, seed=10)
     for temperature in (1.0, 4.0):
-        fast = terms_and_grads("fast", student, teacher, k=7, temperature=temperature)
+        fast = terms_and_grads("fused", student, teacher, k=7, temperature=temperature)
         readable = terms_and_grads("einops", student, teacher, k=7, temperature=temperature)
         for a, b in zip(fast, readable):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-6)
@@ -197,7 +197,7 @@ def test_total_combines_the_parts():
 
 def test_k2_weights_the_whole_group_like_the_public_code():
     student, teacher = make_logits(3, 6, 2.0, seed=13)
-    local, _ = ldrld_terms_fast(student, teacher, k=2)
+    local, _ = ldrld_terms_fused(student, teacher, k=2)
     _, s_top, t_top = top_k_decouple(student, teacher, 2)
     pair = pairwise_kl(s_top, t_top, 4.0)[:, 0]
     torch.testing.assert_close(local, (adw(1, 2) * pair).mean(), rtol=1e-12, atol=0)
@@ -317,8 +317,23 @@ def test_fast_without_gradient_gives_the_same_values():
 
 
 def test_fast_falls_back_above_the_pair_matrix_limit():
-    from ldrld_mini.losses.ldrld import PAIR_MATRIX_MAX_K
+    from ldrld_mini.losses.ldrld_fused import PAIR_MATRIX_MAX_K
 
     k = PAIR_MATRIX_MAX_K + 1
     student, teacher = make_logits(1, k + 2, 2.0, seed=23)
     assert_all_equal(student, teacher, k=k)
+
+
+@pytest.mark.parametrize("impl,edit_reaches_the_loss", [("einops", True), ("fused", False)])
+def test_an_edit_to_a_named_piece_trains_only_with_the_einops_impl(monkeypatch, impl, edit_reaches_the_loss):
+    """What the docstrings, docs/losses.md and notebook 08 tell a learner: `ldrld_loss` (and the module) run the
+    named pieces of losses/ldrld.py only with impl="einops"; the default fused node never calls them."""
+    import ldrld_mini.losses.ldrld as readable
+
+    student, teacher = make_logits(4, 12, 3.0, seed=60)
+    target = torch.arange(4)
+    before = build_loss("ldrld", k=5, impl=impl)(student, teacher, target)
+    real = readable.pairwise_kl
+    monkeypatch.setattr(readable, "pairwise_kl", lambda *a, **o: 2 * real(*a, **o))  # a learner's edit
+    after = build_loss("ldrld", k=5, impl=impl)(student, teacher, target)
+    assert torch.equal(after.total, before.total) is not edit_reaches_the_loss

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import yaml
 
 from ldrld_mini.losses import ldrld_loss
-from ldrld_mini.losses.ldrld import ldrld_terms_einops, ldrld_terms_fast
+from ldrld_mini.losses import ldrld_terms_einops, ldrld_terms_fused
 from ldrld_mini.losses.reference import ldrld_reference
 from ldrld_mini.models import build_model, load_checkpoint
 from ldrld_mini.recipes import load_config
@@ -139,7 +139,7 @@ def test_nested_wrapper_prefixes_load_strictly(layout, trained_resnet8, tmp_path
 
 # -- loss implementations under ties -----------------------------------------------------------------------
 
-IMPLS = {"fast": ldrld_terms_fast, "einops": ldrld_terms_einops, "reference": ldrld_reference}
+IMPLS = {"fused": ldrld_terms_fused, "einops": ldrld_terms_einops, "reference": ldrld_reference}
 
 
 def _terms_and_grads(impl, student, teacher, **options):
@@ -178,7 +178,7 @@ def test_every_implementation_breaks_topk_ties_as_torch_topk(kind, rank_by):
     stable = torch.argsort(ranking, dim=1, descending=True, stable=True)[:, :7]
     assert (top != stable).any()  # the pattern tells torch.topk from a stable sort on this machine
     expected = _terms_and_grads("reference", student, teacher, **options)
-    for impl in ("fast", "einops"):
+    for impl in ("fused", "einops"):
         got = _terms_and_grads(impl, student, teacher, **options)
         for name, a, b in zip(("ldrld", "rntk", "grad ldrld", "grad rntk"), got, expected):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m: f"{impl} {name}: {m}")
@@ -187,7 +187,7 @@ def test_every_implementation_breaks_topk_ties_as_torch_topk(kind, rank_by):
 # -- low-precision inputs to every implementation ----------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("impl", ["fast", "einops"])
+@pytest.mark.parametrize("impl", ["fused", "einops"])
 def test_every_implementation_upcasts_low_precision_logits(impl, dtype):
     gen = torch.Generator().manual_seed(5)
     student = (torch.randn(8, 100, generator=gen) * 8).to(dtype)

@@ -12,15 +12,14 @@ from .ldrld import (
     LossParts,
     group_kl,
     ldrld_loss,
-    ldrld_parts_fast,
     ldrld_terms_einops,
-    ldrld_terms_fast,
     llki_weight,
     local_reduction,
     pairwise_kl,
     remaining_non_target_kl,
     top_k_decouple,
 )
+from .ldrld_fused import ldrld_parts_fused, ldrld_terms_fused
 from .weights import adw, adw_matrix, erd, irw, pair_positions, pair_weights, rank_weight
 
 
@@ -62,7 +61,7 @@ def list_losses() -> list[str]:
 __all__ = [
     "CELoss", "CEParts", "DKDLoss", "DKDParts", "KDLoss", "KDParts", "LDRLDLoss", "LOSSES", "LossParts",
     "PAIR_WEIGHTINGS", "adw", "adw_matrix", "build_loss", "ce_loss", "dkd_loss", "erd", "group_kl", "irw",
-    "kd_divergence", "kd_loss", "ldrld_loss", "ldrld_parts_fast", "ldrld_terms_einops", "ldrld_terms_fast",
+    "kd_divergence", "kd_loss", "ldrld_loss", "ldrld_parts_fused", "ldrld_terms_einops", "ldrld_terms_fused",
     "list_losses", "llki_weight", "local_reduction", "pair_positions", "pair_weights", "pairwise_kl", "rank_weight",
     "remaining_non_target_kl", "target_non_target_kl", "top_k_decouple",
 ]

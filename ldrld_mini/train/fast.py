@@ -3,7 +3,7 @@
 What changes is how the step runs, never what it computes (same recipe, same loss functions):
 - batches come from a device-resident loader (`ldrld_mini.data.device_loader.DeviceLoader`), augmented there;
 - the forward passes run under bf16 autocast (the losses stay float32), models and images channels_last;
-- the loss parts come from the very term functions the loss modules call (`ldrld_terms_fast`,
+- the loss parts come from the very term functions the loss modules call (`ldrld_parts_fused`,
   `kd_divergence`, ...), minus their per-call input checks, which read values back to the host: the
   checks run once, on the first batch;
 - SGD runs as torch's fused kernel with the learning rate held in a device tensor (the same update:
@@ -35,7 +35,8 @@ from ..losses import CELoss, CEParts, DKDLoss, DKDParts, KDLoss, KDParts, LDRLDL
 from ..losses.common import ce_loss, check_logits
 from ..losses.dkd import target_non_target_kl
 from ..losses.kd import kd_divergence
-from ..losses.ldrld import LossParts, ldrld_parts_fast, ldrld_terms_fast
+from ..losses.ldrld import LossParts, ldrld_terms_einops
+from ..losses.ldrld_fused import ldrld_parts_fused
 from ..losses.weights import check_k
 from .logging import progress
 
@@ -105,15 +106,14 @@ class FastLoss:
 
     def _ldrld(self, ls, lt, y) -> LossParts:
         o = self.loss_fn.options
-        if o["impl"] == "fast":  # the module's own fused node, minus its checks: the same numbers, bit for bit
-            return ldrld_parts_fast(ls, lt, y, **{key: value for key, value in o.items() if key != "impl"})
-        local, rntk = ldrld_terms_fast(ls, lt, k=o["k"], temperature=o["temperature"], rank_by=o["rank_by"],
-                                       reduction=o["reduction"], epsilon=o["epsilon"], delta=o["delta"],
-                                       lam=o["lam"], remaining_at_full_k=o.get("remaining_at_full_k", "zero"),
-                                       pair_weighting=o.get("pair_weighting", "adw"),
-                                       whole_group=o.get("whole_group", True))
+        options = {key: value for key, value in o.items() if key != "impl"}
+        if o["impl"] == "fused":  # the module's own fused node, minus its checks: the same numbers, bit for bit
+            return ldrld_parts_fused(ls, lt, y, **options)
+        # impl="einops": the named pieces of losses/ldrld.py, so an edit there trains here too
+        ce_weight, alpha, beta = (options.pop(key) for key in ("ce_weight", "alpha", "beta"))
+        local, rntk = ldrld_terms_einops(ls, lt, **options)
         ce = ce_loss(ls, y)
-        return LossParts(o["ce_weight"] * ce + o["alpha"] * local + o["beta"] * rntk, ce, local, rntk)
+        return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
 
     def _kd(self, ls, lt, y):
         f = self.loss_fn
