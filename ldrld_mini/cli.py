@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ldrld_mini.runfolder import default_run_dir  # the run-folder naming rule (re-exported here)
+
 __all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "ablation_plan", "slurm_script", "ABLATIONS",
            "UsageError"]
 
@@ -96,14 +98,6 @@ def _did_you_mean(text: str) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 # run folders and configs
-
-def default_run_dir(dataset: str, method: str, student: str, teacher: str | None, seed: int,
-                    runs_dir: str | Path = "runs") -> Path:
-    """`runs/<dataset>/<teacher>-<student>/<method>/seed<seed>` (vanilla: `runs/<dataset>/<student>/vanilla/...`)."""
-    from ldrld_mini.train.multirun import run_folder
-
-    return run_folder(dataset, method, student, teacher, seed, runs_dir)
-
 
 def _check_recipe(dataset: str) -> None:
     """UsageError unless `dataset` has a recipe."""

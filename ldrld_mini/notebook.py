@@ -85,7 +85,7 @@ class Walkthrough:
 
     def run_dir(self, method: str) -> Path:
         """`<runs_root>/<dataset>/<teacher>-<student>/<method>/seed<seed>` (vanilla: `<student>/vanilla`)."""
-        from ldrld_mini.cli import default_run_dir
+        from ldrld_mini.runfolder import default_run_dir
 
         return default_run_dir(self.dataset, method, self.pair[1], self.teacher_of(method), self.seed, self.runs_root)
 

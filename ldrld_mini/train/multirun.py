@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..recipes import list_pairs, load_config
+from ..runfolder import default_run_dir
 from .fast import FAST_OVERRIDES
 
-__all__ = ["RunSpec", "RunOutcome", "plan_table", "run_folder", "run_many", "format_plan",
+__all__ = ["RunSpec", "RunOutcome", "plan_table", "run_many", "format_plan",
            "format_outcomes", "add_arguments", "run_from_args", "main"]
 
 DEFAULT_METHODS = ("vanilla", "kd", "dkd", "ldrld")
@@ -111,16 +112,6 @@ def _check_fast_supported() -> None:
                          "run without fast, or add `fast: bool = False` to TrainConfig (see train/fast.py).")
 
 
-def run_folder(dataset: str, method: str, student: str, teacher: str | None, seed: int,
-               runs_root: str | os.PathLike = "runs") -> Path:
-    """`<runs_root>/<dataset>/<teacher>-<student>/<method>/seed<k>` (vanilla: `<dataset>/<student>/vanilla/...`).
-
-    The layout of `ldrld-mini distill` / `reproduce` (cli.default_run_dir), so both find the same runs.
-    """
-    pair = student if method == "vanilla" or not teacher else f"{teacher}-{student}"
-    return Path(runs_root) / dataset / pair / method / f"seed{seed}"
-
-
 PLACEHOLDERS = ("teacher", "student", "method", "seed")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -164,8 +155,9 @@ def plan_table(dataset: str = "cifar100", seeds: Iterable[int] = (0,), *, method
     `pairs` defaults to the recipe's pairs (`list_pairs(dataset)`), as tuples or 'teacher:student' strings;
     `vanilla` trains each distinct student once per seed. Students are ordered seed-major (a whole table of
     the first seed comes first). Teachers appear only where the recipe expects them in a run folder (the
-    built-in synthetic data); CIFAR-100 uses the CRD checkpoint files. Run folders follow `run_folder`, as
-    `ldrld-mini reproduce`. Each config is resolved here, so a bad override or name fails now.
+    built-in synthetic data); CIFAR-100 uses the CRD checkpoint files. Run folders follow
+    `runfolder.default_run_dir`, as `ldrld-mini reproduce`. Each config is resolved here, so a bad override or
+    name fails now.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -188,7 +180,7 @@ def plan_table(dataset: str = "cifar100", seeds: Iterable[int] = (0,), *, method
                 if (who, student, method, seed) in seen:
                     continue  # a vanilla student shared by several pairs
                 seen.add((who, student, method, seed))
-                run_dir = run_folder(dataset, method, student, who, seed, runs_root)
+                run_dir = default_run_dir(dataset, method, student, who, seed, runs_root)
                 specs.append(RunSpec(dataset, method, who, student, seed, str(run_dir),
                                      fill_placeholders(overrides, teacher=who, student=student, method=method,
                                                        seed=seed)))
