@@ -393,9 +393,9 @@ def test_playground_shows_the_local_term_of_the_package():
     target = teacher.argmax(dim=1)  # (B,)
     summary = local_term_summary(student, teacher, target, k=5, lam=0.0)
     parts = ldrld_loss(student, teacher, target, k=5, lam=0.0)
-    assert summary["local"] == pytest.approx(parts.ldrld.item())
-    assert summary["share"] == pytest.approx(10.5 * parts.ldrld.item() / parts.total.item())
-    assert set(local_term_summary(student, teacher, k=5)) == {"local", "rntk"}  # no labels: no total
+    assert summary["local"] == pytest.approx(parts.local.item())
+    assert summary["share"] == pytest.approx(10.5 * parts.local.item() / parts.total.item())
+    assert set(local_term_summary(student, teacher, k=5)) == {"local", "remaining"}  # no labels: no total
     fig = plot_adw_playground(student, teacher, k=5, lam=0.0, target=target)
     assert format_local_term(summary) in fig.get_suptitle()
 

@@ -125,7 +125,7 @@ def test_ddp_matches_single_process_of_the_same_total_batch(ddp_out, tmp_path):
     single_rows = [json.loads(x) for x in (tmp_path / "single_plain" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in ddp_rows] == [1, 2]  # rank 0 alone wrote the file
     for a, b in zip(ddp_rows, single_rows):  # metrics averaged over ranks = the single process's
-        for key in ("train_total", "train_ce", "train_ldrld", "train_rntk", "val_top1", "val_loss"):
+        for key in ("train_total", "train_ce", "train_local", "train_remaining", "val_top1", "val_loss"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-4), key
     assert ranks[0]["summary"]["world_size"] == 2 and single_summary["world_size"] == 1
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from ldrld_mini.losses import (
-    LossParts, adw, build_loss, dkd_loss, erd, group_kl, irw, kd_loss, ldrld_loss, ldrld_terms_einops,
+    LDRLDParts, LossParts, adw, build_loss, dkd_loss, erd, group_kl, irw, kd_loss, ldrld_loss, ldrld_terms_einops,
     ldrld_terms_fused, pair_positions, pair_weights, pairwise_kl, remaining_non_target_kl, top_k_decouple,
 )
 from ldrld_mini.losses.reference import ldrld_masked, ldrld_reference
@@ -164,7 +164,7 @@ def test_teacher_gets_no_gradient(impl):
     student, _ = make_logits(4, 30, 3.0, seed=6)
     teacher = torch.randn(4, 30, dtype=torch.float64, requires_grad=True)
     parts = ldrld_loss(student, teacher, torch.arange(4), impl=impl)
-    assert not parts.ldrld.grad_fn is None
+    assert not parts.local.grad_fn is None
     parts.total.backward()
     assert teacher.grad is None and student.grad is not None
 
@@ -190,8 +190,9 @@ def test_total_combines_the_parts():
     student, teacher = make_logits(5, 100, 3.0, seed=12)
     target = torch.randint(0, 100, (5,))
     parts = ldrld_loss(student, teacher, target, alpha=2.0, beta=3.0, ce_weight=0.5)
-    assert isinstance(parts, LossParts) and parts._fields == ("total", "ce", "ldrld", "rntk")
-    torch.testing.assert_close(parts.total, 0.5 * parts.ce + 2.0 * parts.ldrld + 3.0 * parts.rntk)
+    assert isinstance(parts, LDRLDParts) and parts._fields == ("total", "ce", "local", "remaining")
+    assert LossParts is LDRLDParts and (parts.ldrld, parts.rntk) == (parts.local, parts.remaining)  # old names read
+    torch.testing.assert_close(parts.total, 0.5 * parts.ce + 2.0 * parts.local + 3.0 * parts.remaining)
     torch.testing.assert_close(parts.ce, F.cross_entropy(student, target))
 
 
@@ -295,8 +296,9 @@ def test_fast_parts_each_have_the_einops_gradient(ce_weight):
     options = dict(k=6, alpha=2.5, beta=1.5, ce_weight=ce_weight)
     fast, readable = ldrld_loss(student, teacher, target, **options), ldrld_loss(student, teacher, target,
                                                                                    impl="einops", **options)
-    combos = {"total": lambda p: p.total, "ce": lambda p: p.ce, "ldrld": lambda p: p.ldrld, "rntk": lambda p: p.rntk,
-              "mix": lambda p: 2 * p.total - 3 * p.ce + 0.5 * p.ldrld + p.rntk}
+    combos = {"total": lambda p: p.total, "ce": lambda p: p.ce, "local": lambda p: p.local,
+              "remaining": lambda p: p.remaining,
+              "mix": lambda p: 2 * p.total - 3 * p.ce + 0.5 * p.local + p.remaining}
     for name, pick in combos.items():
         a, = torch.autograd.grad(pick(fast), student, retain_graph=True)
         b, = torch.autograd.grad(pick(readable), student, retain_graph=True)

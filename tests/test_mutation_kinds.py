@@ -200,7 +200,7 @@ def test_every_implementation_upcasts_low_precision_logits(impl, dtype):
     # the distillation terms too, against the reference on the upcast logits (the loop reference computes
     # in its input's dtype, so it is only ever given float32 here)
     local, rest = ldrld_reference(student.float(), teacher.float())
-    torch.testing.assert_close(parts.ldrld.float(), local, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(parts.rntk.float(), rest, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(parts.local.float(), local, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(parts.remaining.float(), rest, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(parts.total.float(), expected_ce + 10.5 * local + 7.0 * rest, rtol=1e-5, atol=1e-5)
     assert [p.dtype for p in parts] == [torch.float32] * 4

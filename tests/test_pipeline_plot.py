@@ -20,14 +20,14 @@ def test_pipeline_draws_every_stage_and_the_weights():
     fig = plot_loss_pipeline(alpha=10.5, beta=7.0, ce_weight=1.0, k=5)
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     texts = _texts(fig)
-    for key in ("logits", "topk", "rest", "pairs", "adw", "local", "rntk", "ce", "total"):
+    for key in ("logits", "topk", "outside", "pairs", "adw", "local", "remaining", "ce", "total"):
         assert key in texts, key
     assert "top-5" in texts["topk"]
     assert texts["arrow:total:× α"] == "× α = 10.5"
     assert texts["arrow:total:× β"] == "× β = 7"
     assert texts["arrow:total:× ce_weight"] == "× 1"
-    assert "LossParts.ldrld" in texts["local"] and "LossParts.rntk" in texts["rntk"]
-    # ten arrows: logits to top-k, rest, CE; top-k to pairs to ADW to local; rest to RNTK; three into total
+    assert "LDRLDParts.local" in texts["local"] and "LDRLDParts.remaining" in texts["remaining"]
+    # ten arrows: logits to top-k, the others, CE; top-k to pairs to ADW to local; others to RNTK; three into total
     assert sum(1 for child in fig.axes[0].texts if getattr(child, "arrow_patch", None) is not None) == 10
 
 

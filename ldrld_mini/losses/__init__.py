@@ -9,6 +9,7 @@ from .kd import KDLoss, KDParts, kd_divergence, kd_loss
 from .ldrld import (
     PAIR_WEIGHTINGS,
     LDRLDLoss,
+    LDRLDParts,
     LossParts,
     group_kl,
     ldrld_loss,
@@ -59,7 +60,7 @@ def list_losses() -> list[str]:
 
 
 __all__ = [
-    "CELoss", "CEParts", "DKDLoss", "DKDParts", "KDLoss", "KDParts", "LDRLDLoss", "LOSSES", "LossParts",
+    "CELoss", "CEParts", "DKDLoss", "DKDParts", "KDLoss", "KDParts", "LDRLDLoss", "LDRLDParts", "LOSSES", "LossParts",
     "PAIR_WEIGHTINGS", "adw", "adw_matrix", "build_loss", "ce_loss", "dkd_loss", "erd", "group_kl", "irw",
     "kd_divergence", "kd_loss", "ldrld_loss", "ldrld_parts_fused", "ldrld_terms_einops", "ldrld_terms_fused",
     "list_losses", "llki_weight", "local_reduction", "pair_positions", "pair_weights", "pairwise_kl", "rank_weight",

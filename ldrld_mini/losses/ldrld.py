@@ -34,13 +34,27 @@ REMAINING_AT_FULL_K = ("zero", "full_kd")  # the remaining term at k = C: the fo
 WHOLE_GROUP = (True, False)  # the whole-top-k group (LLKI) in the local term, or the C(k,2) pairs alone
 
 
-class LossParts(NamedTuple):
-    """`total = ce_weight * ce + alpha * ldrld + beta * rntk`; `ldrld`, `rntk` unweighted (docs/method.md §2)."""
+class LDRLDParts(NamedTuple):
+    """`total = ce_weight * ce + alpha * local + beta * remaining`; `local` (L_local, the local dense term) and
+    `remaining` (L_rntk, the remaining non-target term) unweighted (docs/method.md §2)."""
 
     total: Tensor
     ce: Tensor
-    ldrld: Tensor
-    rntk: Tensor
+    local: Tensor
+    remaining: Tensor
+
+    @property
+    def ldrld(self) -> Tensor:
+        """The old name of `local` (kept so that code written before the rename still reads)."""
+        return self.local
+
+    @property
+    def rntk(self) -> Tensor:
+        """The old name of `remaining` (kept so that code written before the rename still reads)."""
+        return self.remaining
+
+
+LossParts = LDRLDParts  # the old name of LDRLDParts (the same class)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -100,10 +114,10 @@ def remaining_non_target_kl(logits_student: Tensor, logits_teacher: Tensor, inde
         return logits_student.new_zeros(batch) * logits_student.sum(dim=1)  # keeps the graph, exact 0
     inside = torch.zeros_like(logits_student, dtype=torch.int8).scatter_(1, index, 1)  # (B, C)
     # the C - k outside positions in class order (a stable sort puts the 0s first): no read-back of a count
-    rest = torch.argsort(inside, dim=1, stable=True)[:, : classes - k]  # (B, C-k)
-    rest_s = logits_student.gather(1, rest)  # (B, C-k)
-    rest_t = logits_teacher.detach().gather(1, rest)  # (B, C-k)
-    return group_kl(rest_s, rest_t, temperature)
+    outside = torch.argsort(inside, dim=1, stable=True)[:, : classes - k]  # (B, C-k)
+    outside_s = logits_student.gather(1, outside)  # (B, C-k)
+    outside_t = logits_teacher.detach().gather(1, outside)  # (B, C-k)
+    return group_kl(outside_s, outside_t, temperature)
 
 
 def check_remaining_at_full_k(value: str) -> None:
@@ -153,7 +167,7 @@ def ldrld_terms_einops(logits_student: Tensor, logits_teacher: Tensor, *, k: int
                        temperature: float = 4.0, rank_by: str = "student", reduction: str = "mean",
                        epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
                        remaining_at_full_k: str = "zero", pair_weighting: str = "adw", whole_group: bool = True):
-    """The unweighted `(ldrld, rntk)` terms assembled from the named pieces."""
+    """The unweighted `(local, remaining)` terms assembled from the named pieces."""
     check_pair_weighting(pair_weighting)
     check_whole_group(whole_group)
     dtype = compute_dtype(logits_student)
@@ -163,8 +177,8 @@ def ldrld_terms_einops(logits_student: Tensor, logits_teacher: Tensor, *, k: int
     whole = group_kl(zs_top, zt_top, temperature) if whole_group else None  # (B,)
     weights = pair_weights(k, epsilon, delta, lam, dtype=dtype, device=zs.device, pair_weighting=pair_weighting)
     local = local_reduction(pairs, whole, weights, llki_weight(k, epsilon, delta, lam, pair_weighting), reduction)
-    rntk = remaining_non_target_kl(zs, zt, index, temperature, remaining_at_full_k).mean()
-    return local, rntk
+    remaining = remaining_non_target_kl(zs, zt, index, temperature, remaining_at_full_k).mean()
+    return local, remaining
 
 
 def check_impl(impl: str) -> None:
@@ -208,8 +222,8 @@ def ldrld_loss(
     pair_weighting: str = "adw",
     whole_group: bool = True,
     impl: str = "fused",
-) -> LossParts:
-    """LDRLD loss `ce_weight * CE + alpha * L_local + beta * L_rntk` -> LossParts(total, ce, ldrld, rntk).
+) -> LDRLDParts:
+    """LDRLD loss `ce_weight * CE + alpha * L_local + beta * L_rntk` -> LDRLDParts(total, ce, local, remaining).
 
     (B, C) student logits, (B, C) teacher logits (detached inside), (B,) labels. `k` in [2, C]; at k = 2 the
     whole-top-k group is the single pair again and, as in the public code, it gets that pair's ADW.
@@ -239,9 +253,9 @@ def ldrld_loss(
 
         return ldrld_parts_fused(logits_student, logits_teacher, target, alpha=alpha, beta=beta, ce_weight=ce_weight,
                                  **options)
-    local, rntk = ldrld_terms_einops(logits_student, logits_teacher, **options)
+    local, remaining = ldrld_terms_einops(logits_student, logits_teacher, **options)
     ce = ce_loss(logits_student, target)
-    return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
+    return LDRLDParts(ce_weight * ce + alpha * local + beta * remaining, ce, local, remaining)
 
 
 class LDRLDLoss(nn.Module):
@@ -265,7 +279,7 @@ class LDRLDLoss(nn.Module):
                             remaining_at_full_k=remaining_at_full_k, pair_weighting=pair_weighting,
                             whole_group=whole_group, impl=impl)
 
-    def forward(self, logits_student, logits_teacher, target, epoch=None) -> LossParts:
+    def forward(self, logits_student, logits_teacher, target, epoch=None) -> LDRLDParts:
         return ldrld_loss(logits_student, logits_teacher, target, **self.options)
 
     def extra_repr(self) -> str:

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .common import ce_loss, compute_dtype
-from .ldrld import LossParts, check_ldrld_options, ldrld_terms_einops, llki_weight
+from .ldrld import LDRLDParts, check_ldrld_options, ldrld_terms_einops, llki_weight
 from .weights import DELTA, EPSILON, LAMBDA, check_k, pair_positions, pair_weights
 
 # What makes it fast, for the same numbers:
@@ -51,10 +51,10 @@ class _Plan(NamedTuple):
     whole_value: float  # w_whole T^2 / (B groups)
     total_factor: float  # ce_weight / B (1 without CE): d total / dz = total_factor * (CE part + ...)
     temperature: float
-    rest_scale: float  # T^2 / B
-    rest_grad: float  # T / B
+    remaining_scale: float  # T^2 / B
+    remaining_grad: float  # T / B
     ce_scale: float  # 1 / B
-    rest_mode: str  # "mask" (k < C), "all" (k = C, remaining_at_full_k="full_kd"), "zero" (k = C)
+    remaining_mode: str  # "mask" (k < C), "all" (k = C, remaining_at_full_k="full_kd"), "zero" (k = C)
     whole_group: bool  # False: no whole-top-k group (its value and gradient are not computed)
     classes: int
     ce_weight: float
@@ -87,13 +87,13 @@ def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remain
     pair_grad = torch.stack([pair_grad, -pair_grad])  # (2, P, k): student +, teacher -
     whole_grad = torch.tensor([whole * t, -whole * t], dtype=torch.float64).view(2, 1, 1)
     signed = torch.stack([weights, -weights])[:, None, :] * (t * t)  # (2, 1, P)
-    rest_mode = "mask" if k < classes else ("all" if remaining_at_full_k == "full_kd" else "zero")
+    remaining_mode = "mask" if k < classes else ("all" if remaining_at_full_k == "full_kd" else "zero")
     on = dict(dtype=dtype, device=device)
     factor = float(ce_weight) / batch if ce_weight != 0 else 1.0
     to_total = float(alpha) / factor
     plan = _Plan(diff.to(**on), signed.to(**on), pair_grad.to(**on), whole_grad.to(**on),
                  (pair_grad * to_total).to(**on), (whole_grad * to_total).to(**on), whole * t * t, factor, t,
-                 t * t / batch, t / batch, 1.0 / batch, rest_mode, bool(whole_group), classes, float(ce_weight),
+                 t * t / batch, t / batch, 1.0 / batch, remaining_mode, bool(whole_group), classes, float(ce_weight),
                  float(alpha), float(beta))
     if len(_PLANS) >= 256:
         _PLANS.clear()
@@ -102,7 +102,7 @@ def _plan(k, classes, batch, temperature, reduction, epsilon, delta, lam, remain
 
 
 class _LDRLDFused(torch.autograd.Function):
-    """`(total, ce, ldrld, rntk)` of LDRLD in one node; `target=None` gives `(None, None, ldrld, rntk)`."""
+    """`(total, ce, local, remaining)` of LDRLD in one node; `target=None` gives `(None, None, local, remaining)`."""
 
     @staticmethod
     def forward(ctx, logits_student, logits_teacher, target, rank_by_teacher, k, plan, need_grad):
@@ -126,36 +126,36 @@ class _LDRLDFused(torch.autograd.Function):
                               alpha=plan.whole_value)
         # remaining: softmax over the classes outside the top-k (all of them for the public k = C case)
         r_t = None
-        if plan.rest_mode == "zero":
-            rest = u.new_zeros(())
+        if plan.remaining_mode == "zero":
+            remaining = u.new_zeros(())
         else:
-            if plan.rest_mode == "mask":  # in place: u and v are this node's own temporaries
+            if plan.remaining_mode == "mask":  # in place: u and v are this node's own temporaries
                 u, v = u.scatter_(1, index, FILL), v.scatter_(1, index, FILL)
             r_t = v.softmax(dim=1)  # (B, C), exactly 0 at the top-k
-            rest = torch.sub(v.log_softmax(dim=1), u.log_softmax(dim=1)).mul_(r_t).sum().mul_(plan.rest_scale)
+            remaining = torch.sub(v.log_softmax(dim=1), u.log_softmax(dim=1)).mul_(r_t).sum().mul_(plan.remaining_scale)
         total = ce = None
         if target is not None:  # CE on raw logits, and the weighted total
             ce = F.nll_loss(logits_student.log_softmax(dim=1), target)
             total = torch.add(ce if plan.ce_weight == 1.0 else ce * plan.ce_weight, local, alpha=plan.alpha)
-            if plan.rest_mode != "zero":
-                total = torch.add(total, rest, alpha=plan.beta)
+            if plan.remaining_mode != "zero":
+                total = torch.add(total, remaining, alpha=plan.beta)
         if need_grad:
             ctx.save_for_backward(logits_student, index, target, sigma, log_q, u, r_t)
             ctx.plan = plan
-        return total, ce, local, rest
+        return total, ce, local, remaining
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_total, grad_ce, grad_local, grad_rest):
+    def backward(ctx, grad_total, grad_ce, grad_local, grad_remaining):
         plan, saved = ctx.plan, ctx.saved_tensors
-        if grad_ce is None and grad_local is None and grad_rest is None:  # the usual: total.backward()
+        if grad_ce is None and grad_local is None and grad_remaining is None:  # the usual: total.backward()
             if grad_total is None:
                 return (None,) * 7
-            # d total / dz = f * [(softmax - one-hot) + alpha/f d ldrld/dz + beta/f d rntk/dz], f = ce_weight / B
+            # d total / dz = f * [(softmax - one-hot) + alpha/f d local/dz + beta/f d remaining/dz], f = ce_weight / B
             with_ce = plan.ce_weight != 0.0
             factor = plan.total_factor
             grad = _fused_gradient(saved, plan, 1.0 if with_ce else None, plan.total_pair_grad,
-                                   plan.total_whole_grad, 1.0, plan.beta * plan.rest_grad / factor)
+                                   plan.total_whole_grad, 1.0, plan.beta * plan.remaining_grad / factor)
             return grad.mul_(grad_total * factor if factor != 1.0 else grad_total), None, None, None, None, None, None
 
         def coefficient(own, weight):  # d out / d part, a 0-d tensor or None
@@ -163,21 +163,22 @@ class _LDRLDFused(torch.autograd.Function):
                 return own
             return grad_total * weight if own is None else grad_total * weight + own
 
-        c_ce, c_local, c_rest = (coefficient(grad_ce, plan.ce_weight), coefficient(grad_local, plan.alpha),
-                                 coefficient(grad_rest, plan.beta))
+        c_ce, c_local, c_remaining = (coefficient(grad_ce, plan.ce_weight), coefficient(grad_local, plan.alpha),
+                                      coefficient(grad_remaining, plan.beta))
         grad = _fused_gradient(saved, plan, None if c_ce is None else c_ce * plan.ce_scale, plan.pair_grad,
-                               plan.whole_grad, c_local, None if c_rest is None else c_rest * plan.rest_grad)
+                               plan.whole_grad, c_local,
+                               None if c_remaining is None else c_remaining * plan.remaining_grad)
         return grad, None, None, None, None, None, None
 
 
-def _fused_gradient(saved, plan, ce_scale, pair_grad, whole_grad, local_scale, rest_scale) -> Tensor:
-    """`ce_scale (softmax - one-hot) + rest_scale (r_s - r_t) + local_scale * (top-k part)` as a (B, C) tensor.
+def _fused_gradient(saved, plan, ce_scale, pair_grad, whole_grad, local_scale, remaining_scale) -> Tensor:
+    """`ce_scale (softmax - one-hot) + remaining_scale (r_s - r_t) + local_scale * (top-k part)` as a (B, C) tensor.
 
     Each scale is a float, a 0-d tensor or None (that part left out); the top-k part is
     `(sigma(d_s) - p_t) @ pair_grad + whole_grad (q_s - q_t)` (pair_grad, whole_grad signed per model and
     summed over the stack; the whole_grad part only with the whole-top-k group), scattered to the top-k classes.
     """
-    logits, index, target, sigma, log_q, u_rest, r_t = saved
+    logits, index, target, sigma, log_q, u_remaining, r_t = saved
     grad = None
     if ce_scale is not None and target is not None:
         grad = logits.softmax(dim=1)
@@ -187,11 +188,11 @@ def _fused_gradient(saved, plan, ce_scale, pair_grad, whole_grad, local_scale, r
             if ce_scale != 1.0:
                 grad.mul_(ce_scale)
             grad.scatter_(1, target.unsqueeze(1), -ce_scale, reduce="add")
-    if rest_scale is not None and r_t is not None:
-        if grad is None or isinstance(rest_scale, Tensor):
-            grad = _add_scaled(grad, u_rest.softmax(dim=1).sub_(r_t), rest_scale)
+    if remaining_scale is not None and r_t is not None:
+        if grad is None or isinstance(remaining_scale, Tensor):
+            grad = _add_scaled(grad, u_remaining.softmax(dim=1).sub_(r_t), remaining_scale)
         else:
-            grad.add_(u_rest.softmax(dim=1), alpha=rest_scale).sub_(r_t, alpha=rest_scale)
+            grad.add_(u_remaining.softmax(dim=1), alpha=remaining_scale).sub_(r_t, alpha=remaining_scale)
     if local_scale is not None:
         if log_q is None:  # whole_group=False
             top = torch.bmm(sigma, pair_grad).sum(0)  # (2, B, k) -> (B, k)
@@ -231,7 +232,7 @@ def ldrld_terms_fused(logits_student: Tensor, logits_teacher: Tensor, *, k: int 
                      temperature: float = 4.0, rank_by: str = "student", reduction: str = "mean",
                      epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA,
                      remaining_at_full_k: str = "zero", pair_weighting: str = "adw", whole_group: bool = True):
-    """The unweighted `(ldrld, rntk)` terms from one fused autograd node (same values as einops)."""
+    """The unweighted `(local, remaining)` terms from one fused autograd node (same values as einops)."""
     check_ldrld_options(rank_by, reduction, remaining_at_full_k, pair_weighting, whole_group)
     check_k(k, logits_student.shape[1])
     options = dict(k=k, temperature=temperature, rank_by=rank_by, reduction=reduction, epsilon=epsilon, delta=delta,
@@ -239,15 +240,15 @@ def ldrld_terms_fused(logits_student: Tensor, logits_teacher: Tensor, *, k: int 
                    whole_group=whole_group)
     if k > PAIR_MATRIX_MAX_K:
         return ldrld_terms_einops(logits_student, logits_teacher, **options)
-    _, _, local, rest = _fused(logits_student, logits_teacher, None, **options)
-    return local, rest
+    _, _, local, remaining = _fused(logits_student, logits_teacher, None, **options)
+    return local, remaining
 
 
 def ldrld_parts_fused(logits_student: Tensor, logits_teacher: Tensor, target: Tensor, *, k: int = 7,
                      temperature: float = 4.0, alpha: float = 10.5, beta: float = 7.0, ce_weight: float = 1.0,
                      rank_by: str = "student", reduction: str = "mean", epsilon: float = EPSILON,
                      delta: float = DELTA, lam: float = LAMBDA, remaining_at_full_k: str = "zero",
-                     pair_weighting: str = "adw", whole_group: bool = True) -> LossParts:
+                     pair_weighting: str = "adw", whole_group: bool = True) -> LDRLDParts:
     """`ldrld_loss(..., impl="fused")` without its input checks: one fused node for CE, both terms and total.
 
     For callers that checked the inputs and options once (the fast training path); same numbers, bit for bit.
@@ -256,8 +257,8 @@ def ldrld_parts_fused(logits_student: Tensor, logits_teacher: Tensor, target: Te
                    lam=lam, remaining_at_full_k=remaining_at_full_k, pair_weighting=pair_weighting,
                    whole_group=whole_group)
     if k > PAIR_MATRIX_MAX_K:
-        local, rntk = ldrld_terms_fused(logits_student, logits_teacher, **options)
+        local, remaining = ldrld_terms_fused(logits_student, logits_teacher, **options)
         ce = ce_loss(logits_student, target)
-        return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
-    return LossParts(*_fused(logits_student, logits_teacher, target, ce_weight=ce_weight, alpha=alpha, beta=beta,
+        return LDRLDParts(ce_weight * ce + alpha * local + beta * remaining, ce, local, remaining)
+    return LDRLDParts(*_fused(logits_student, logits_teacher, target, ce_weight=ce_weight, alpha=alpha, beta=beta,
                              **options))

@@ -50,7 +50,7 @@ def ldrld_reference(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 
                     rank_by: str = "student", reduction: str = "mean", epsilon: float = 1.5,
                     delta: float = 2.0, lam: float = 0.05, remaining_at_full_k: str = "zero",
                     pair_weighting: str = "adw", whole_group: bool = True) -> tuple[Tensor, Tensor]:
-    """The unweighted `(ldrld, rntk)` terms by explicit loops over samples, pairs and groups.
+    """The unweighted `(local, remaining)` terms by explicit loops over samples, pairs and groups.
 
     At k = C no class remains: the remaining term is 0 (`remaining_at_full_k="zero"`), or, as the public
     code computes it, KD over all C classes (`"full_kd"`). `pair_weighting` picks each pair's weight

@@ -35,7 +35,7 @@ from ..losses import CELoss, CEParts, DKDLoss, DKDParts, KDLoss, KDParts, LDRLDL
 from ..losses.common import ce_loss, check_logits
 from ..losses.dkd import target_non_target_kl
 from ..losses.kd import kd_divergence
-from ..losses.ldrld import LossParts, ldrld_terms_einops
+from ..losses.ldrld import LDRLDParts, ldrld_terms_einops
 from ..losses.ldrld_fused import ldrld_parts_fused
 from ..losses.weights import check_k
 from .logging import progress
@@ -104,16 +104,16 @@ class FastLoss:
             return self.loss_fn(logits_student, logits_teacher, target, epoch=self.epoch)
         return self._terms(logits_student, logits_teacher, target)
 
-    def _ldrld(self, ls, lt, y) -> LossParts:
+    def _ldrld(self, ls, lt, y) -> LDRLDParts:
         o = self.loss_fn.options
         options = {key: value for key, value in o.items() if key != "impl"}
         if o["impl"] == "fused":  # the module's own fused node, minus its checks: the same numbers, bit for bit
             return ldrld_parts_fused(ls, lt, y, **options)
         # impl="einops": the named pieces of losses/ldrld.py, so an edit there trains here too
         ce_weight, alpha, beta = (options.pop(key) for key in ("ce_weight", "alpha", "beta"))
-        local, rntk = ldrld_terms_einops(ls, lt, **options)
+        local, remaining = ldrld_terms_einops(ls, lt, **options)
         ce = ce_loss(ls, y)
-        return LossParts(ce_weight * ce + alpha * local + beta * rntk, ce, local, rntk)
+        return LDRLDParts(ce_weight * ce + alpha * local + beta * remaining, ce, local, remaining)
 
     def _kd(self, ls, lt, y):
         f = self.loss_fn

@@ -8,12 +8,12 @@ from matplotlib.figure import Figure
 _BOXES = (
     ("logits", "student and teacher logits\n(B, C), softened by T", 0.10, 0.50),
     ("topk", "student's top-k classes\n(k = paper's d)", 0.33, 0.72),
-    ("rest", "the other C − k classes", 0.33, 0.22),
+    ("outside", "the other C − k classes", 0.33, 0.22),
     ("pairs", "pairs (a, b), a < b\nand the whole top-k group", 0.56, 0.72),
     ("adw", "ADW weights\n(IRW × ERD)", 0.76, 0.72),
-    ("local", "L_local = weighted mean\n(LossParts.ldrld)", 0.76, 0.46),
-    ("rntk", "L_RNTK = KL on the rest\n(LossParts.rntk)", 0.56, 0.22),
-    ("ce", "cross-entropy with the label\n(LossParts.ce)", 0.33, 0.04),
+    ("local", "L_local = weighted mean\n(LDRLDParts.local)", 0.76, 0.46),
+    ("remaining", "L_RNTK = KL on the others\n(LDRLDParts.remaining)", 0.56, 0.22),
+    ("ce", "cross-entropy with the label\n(LDRLDParts.ce)", 0.33, 0.04),
     ("total", "total", 0.93, 0.22),
 )
 # (from, to, label on the arrow, where the arrow leaves `from` and enters `to` as fractions of each box,
@@ -21,14 +21,14 @@ _BOXES = (
 _R, _L, _T, _B = (1.0, 0.5), (0.0, 0.5), (0.5, 1.0), (0.5, 0.0)
 _ARROWS = (
     ("logits", "topk", "", (0.8, 1.0), _L, None),
-    ("logits", "rest", "", (0.8, 0.0), _L, None),
+    ("logits", "outside", "", (0.8, 0.0), _L, None),
     ("logits", "ce", "", (0.3, 0.0), _L, None),
     ("topk", "pairs", "", _R, _L, None),
     ("pairs", "adw", "pair KLs", _R, _L, (0.665, 0.76)),
     ("adw", "local", "", _B, _T, None),
-    ("rest", "rntk", "", _R, _L, None),
+    ("outside", "remaining", "", _R, _L, None),
     ("local", "total", "× α", _R, _T, (0.885, 0.36)),
-    ("rntk", "total", "× β", _R, _L, (0.79, 0.25)),
+    ("remaining", "total", "× β", _R, _L, (0.79, 0.25)),
     ("ce", "total", "× ce_weight", _R, _B, (0.66, 0.13)),
 )
 
@@ -53,7 +53,7 @@ def plot_loss_pipeline(alpha: float = 10.5, beta: float = 7.0, ce_weight: float 
     for key, text, x, y in _BOXES:
         if key == "topk":
             text = f"student's top-{k} classes\n(k = paper's d)"
-        colour = {"local": "#cfe3f5", "rntk": "#fde2c8", "ce": "#e2e2e2", "total": "#d5efd2"}.get(key, "white")
+        colour = {"local": "#cfe3f5", "remaining": "#fde2c8", "ce": "#e2e2e2", "total": "#d5efd2"}.get(key, "white")
         boxes[key] = ax.text(x, y, text, ha="center", va="center", fontsize=9, gid=key,
                 bbox=dict(boxstyle="round,pad=0.4", facecolor=colour, edgecolor="0.3"))
     values = {"× α": f"× α = {alpha:g}", "× β": f"× β = {beta:g}", "× ce_weight": f"× {ce_weight:g}"}

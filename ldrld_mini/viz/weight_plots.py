@@ -143,16 +143,16 @@ def pair_contributions(logits_student, logits_teacher, *, k: int = 7, temperatur
 def local_term_summary(logits_student, logits_teacher, target=None, *, k: int = 7, temperature: float = 4.0,
                        epsilon: float = EPSILON, delta: float = DELTA, lam: float = LAMBDA, alpha: float = 10.5,
                        beta: float = 7.0, rank_by: str = "student") -> dict[str, float]:
-    """The local term of (B, C) logits for these knobs, from `ldrld_mini.losses`: `local`, `rntk` and, with
+    """The local term of (B, C) logits for these knobs, from `ldrld_mini.losses`: `local`, `remaining` and, with
     `target` (B,), `ce`, `total` and `share` = α · local / total (α, β: the published 10.5 and 7)."""
     zs, zt = torch.as_tensor(logits_student).double(), torch.as_tensor(logits_teacher).double()
     knobs = dict(k=k, temperature=temperature, epsilon=epsilon, delta=delta, lam=lam, rank_by=rank_by)
     if target is None:
-        local, rntk = ldrld_terms_einops(zs, zt, **knobs)
-        return {"local": local.item(), "rntk": rntk.item()}
+        local, remaining = ldrld_terms_einops(zs, zt, **knobs)
+        return {"local": local.item(), "remaining": remaining.item()}
     parts = ldrld_loss(zs, zt, torch.as_tensor(target), alpha=alpha, beta=beta, **knobs)
-    return {"local": parts.ldrld.item(), "rntk": parts.rntk.item(), "ce": parts.ce.item(),
-            "total": parts.total.item(), "share": alpha * parts.ldrld.item() / parts.total.item(), "alpha": alpha}
+    return {"local": parts.local.item(), "remaining": parts.remaining.item(), "ce": parts.ce.item(),
+            "total": parts.total.item(), "share": alpha * parts.local.item() / parts.total.item(), "alpha": alpha}
 
 
 def format_local_term(summary: dict[str, float]) -> str:
