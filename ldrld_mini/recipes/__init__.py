@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import textwrap
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,12 +17,13 @@ from typing import Any, Iterable
 import yaml
 
 from .config import AMP_MODES, METHODS, Config, DataConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
+from .loss_options import ENGINE_LOSS_KEYS, LOSS_OPTIONS, loss_option_names
 
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
     "METHODS", "AMP_MODES", "RECIPES", "load_config", "load_recipe", "list_pairs", "list_recipes",
     "published", "describe_config", "apply_overrides", "parse_override", "recipe_path", "ENGINE_LOSS_KEYS",
-    "default_name",
+    "LOSS_OPTIONS", "default_name",
 ]
 
 RECIPES = ("cifar100", "tiny_imagenet", "imagenet", "synthetic")
@@ -32,8 +32,6 @@ ALIASES = {  # short override keys -> dotted keys
     "seed": "train.seed", "root": "data.root", "amp": "train.amp", "device": "train.device",
     "warmup_epochs": "schedule.warmup_epochs", "milestones": "schedule.milestones",
 }
-ENGINE_LOSS_KEYS = ("legacy_double_weight",)  # loss keys the engine consumes (not passed to build_loss)
-LOSS_FUNCTIONS = {"kd": "kd_loss", "dkd": "dkd_loss", "ldrld": "ldrld_loss"}
 PUBLISHED_KEYS = ("teacher", "student", "kd", "dkd", "ldrld")
 
 
@@ -205,26 +203,8 @@ def valid_keys(d: dict) -> set[str]:
                            ("schedule", ScheduleConfig), ("train", TrainConfig)):
         keys |= {f"{section}.{f}" for f in klass.__dataclass_fields__}
     keys |= {f"data.options.{k}" for k in d["data"].get("options") or {}}
-    loss_keys = set(d.get("loss") or {}) | set(ENGINE_LOSS_KEYS) | _loss_function_keys(d["method"])
+    loss_keys = set(d.get("loss") or {}) | loss_option_names(d["method"])  # declared: no loss class imported
     return keys | {f"loss.{k}" for k in loss_keys}
-
-
-@functools.lru_cache(maxsize=None)
-def _loss_function_keys(method: str) -> frozenset:
-    """Keyword-only options of the method's loss function (empty if the losses package is unavailable)."""
-    try:
-        from .. import losses
-    except ImportError:
-        return frozenset()
-    module = getattr(losses, "LOSSES", {}).get(method)
-    if module is not None:  # the nn.Module's constructor options
-        params = list(inspect.signature(module.__init__).parameters.values())[1:]
-        return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-    fn = getattr(losses, LOSS_FUNCTIONS.get(method, ""), None)
-    if fn is None:
-        return frozenset()
-    params = inspect.signature(fn).parameters.values()
-    return frozenset(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "epoch")
 
 
 def _coerce(key: str, old: Any, new: Any) -> Any:
