@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ldrld_mini.runfolder import default_run_dir  # the run-folder naming rule (re-exported here)
+from ldrld_mini.runfolder import current_names, default_run_dir  # default_run_dir: re-exported here
 
 __all__ = ["main", "build_parser", "default_run_dir", "reproduce_plan", "ablation_plan", "slurm_script", "ABLATIONS",
            "UsageError"]
@@ -415,8 +415,9 @@ def _stored_accuracy(meta: dict, checkpoint: Path) -> str:
     """' (stored accuracy 79.42)' for a file that stores its own accuracy; a run's last.pt stores the run's
     best so far instead, which is said as such."""
     if checkpoint.name == "last.pt" and "epoch" in meta:
-        best = (f"; the run's best top-1 so far, {float(meta['best_acc']):.2f} at epoch {meta.get('best_epoch')}, "
-                "is what best.pt would hold") if isinstance(meta.get("best_acc"), (int, float)) else ""
+        so_far = current_names(meta).get("best_top1")  # older run folders' last.pt: best_acc
+        best = (f"; the run's best top-1 so far, {float(so_far):.2f} at epoch {meta.get('best_epoch')}, "
+                "is what best.pt would hold") if isinstance(so_far, (int, float)) else ""
         return f" (last.pt of epoch {meta['epoch']}{best})"
     key = next((k for k in ("accuracy", "best_acc") if k in meta), None)
     return f" (stored accuracy {float(meta[key]):.2f})" if key else ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .recipes.config import RUNTIME_KEYS
-from .runfolder import RUN_FILES, RunFileError, read_json, read_jsonl, read_yaml_dict
+from .runfolder import RUN_FILES, RunFileError, current_names, read_json, read_jsonl, read_yaml_dict
 
 __all__ = [
     "Run", "Group", "Scan", "load_run", "load_runs", "scan_runs", "group_runs", "results_table",
@@ -30,7 +30,7 @@ GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
 # names the engine may give the per-epoch validation top-1 (first match wins)
 VAL_TOP1_KEYS = ("val_top1", "val_acc1", "val_acc", "top1", "acc1")
 BEST_KEYS = ("best_top1", "best_val_top1", "best_acc1", "best_acc")
-LAST_KEYS = ("last_top1", "last_val_top1", "last_acc1", "final_top1")
+LAST_KEYS = ("last_top1", "last_val_top1", "last_acc1", "final_top1", "last_acc")
 VANILLA = "vanilla"
 
 
@@ -135,8 +135,9 @@ _FIX_SKIPPED = "this run is skipped until then"
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped, as on resume."""
-    return read_jsonl(path, fix=f"delete that line (or the file); {_FIX_SKIPPED}")
+    """The JSON lines of `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped, as on resume;
+    older runs' keys under today's names (`runfolder.current_names`: `train_ldrld` -> `train_local`, ...)."""
+    return [current_names(r) for r in read_jsonl(path, fix=f"delete that line (or the file); {_FIX_SKIPPED}")]
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:

@@ -1,6 +1,23 @@
 """The files of a run folder, read and written safely (torch only inside the checkpoint methods, so `results`
 stays light): where a run's folder is (`default_run_dir`) and `RunFolder`, the folder of a run being written.
 
+The run folder contract (what `fit` writes and `ldrld-mini results` reads):
+    config.yaml    the resolved config
+    metrics.jsonl  one JSON object per epoch (epoch, lr, train_<loss part>, train_top1, val_top1, val_top5,
+                   val_loss, best_top1, epoch_time, images_per_s, ...); metrics.csv mirrors it
+    last.pt        model, optimizer, scaler, epoch, best_top1, best_epoch, last_top1, RNG states (python, numpy,
+                   torch, cuda, data; per rank)
+    best.pt        {'epoch', 'model', 'accuracy', 'best_acc'} of the best validation epoch (the CRD layout, so a
+                   run folder can serve as a teacher)
+    summary.json   written when the run finishes (best_top1, best_epoch, last_top1, teacher_top1, epochs, wall
+                   time, ...)
+    failed.json    written instead when the run diverged (a non-finite loss or weights); last.pt keeps the
+                   last finite epoch
+    teacher.json   the teacher file's identity (sha256), checked on resume
+    .lock          the folder's lock (`RunLock`), held while a run writes there
+    .lock.holder   who holds it: pid, host, start time, command (removed on release)
+Older run folders' names (`best_acc`, `last_acc`, `train_ldrld`, `train_rntk`) read as today's (`current_names`).
+
 One lock per folder (an OS lock on `<run_dir>/.lock` through `filelock`, any OS; held for a run's life,
 released on any exit, a dead holder's lock taken over; who holds it in `.lock.holder`); reads that name the
 damaged file, what is wrong and the fix; atomic writes whose disk errors (full, read-only) name the path and
@@ -21,7 +38,7 @@ import yaml
 __all__ = ["RUN_FILES", "LOCK_NAME", "HOLDER_NAME", "RunFileError", "RunLockedError", "RunWriteError", "RunLock",
            "read_json", "read_yaml_dict", "read_jsonl", "atomic_write_bytes", "atomic_write_text",
            "append_line", "write_error", "folder_state", "FolderState", "check_unlocked", "ensure_dir",
-           "default_run_dir", "RunFolder", "OVERWRITE_HINT", "LAST_KEYS"]
+           "default_run_dir", "RunFolder", "OVERWRITE_HINT", "LAST_KEYS", "RENAMED", "current_names"]
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "summary.json", "failed.json")
 LOCK_NAME = ".lock"
@@ -353,6 +370,18 @@ def default_run_dir(dataset: str, method: str, student: str, teacher: str | None
 
 
 OVERWRITE_HINT = "pass overwrite=True (--overwrite) to start again"
+# older run folders' names -> today's: the best and last top-1, and the LDRLD loss parts' metrics (LDRLDParts
+# fields `local`, `remaining`: formerly `ldrld`, `rntk`)
+RENAMED = {"best_acc": "best_top1", "last_acc": "last_top1", "train_ldrld": "train_local",
+           "train_rntk": "train_remaining"}
+
+
+def current_names(record: dict) -> dict:
+    """`record` (summary.json, last.pt, a metrics.jsonl row) with older run folders' names as today's
+    (`RENAMED`: `best_acc` -> `best_top1`, `train_ldrld` -> `train_local`, ...); an old name is dropped where
+    the new one is there too. best.pt keeps `best_acc` beside `accuracy`: the CRD checkpoint layout."""
+    return {RENAMED.get(k, k): v for k, v in record.items() if not (k in RENAMED and RENAMED[k] in record)}
+
 LAST_KEYS = ("model", "optimizer", "scaler", "epoch")  # what every last.pt holds (besides RNG states, best, ...)
 _LAST_FIX = "restore last.pt from a backup, or pass --overwrite (overwrite=True) to start the run again"
 _SUMMARY_FIX = "delete it and resume (--resume): the run's last.pt rewrites it without training again"
@@ -360,14 +389,15 @@ _SUMMARY_FIX = "delete it and resume (--resume): the run's last.pt rewrites it w
 
 class RunFolder:
     """The folder a run writes: its lock, the resume / overwrite decision, config, checkpoints, summary and
-    failure record (see `ldrld_mini.train.trainer` for the files). Only a folder made with `writes=True`
+    failure record (the files: this module's docstring). Only a folder made with `writes=True`
     (rank 0 of a distributed run) touches the disk; the other ranks' calls only compute what rank 0 writes.
 
         folder = RunFolder(run_dir)
         state = folder.claim(cfg, resume=False, overwrite=False)   # 'fresh', 'overwrite', 'resume', 'finished'
-        folder.start(cfg, clear=state == "overwrite", say=print)  # config.yaml (after --overwrite's deletions)
-        folder.save_best(epoch, student, top1); folder.save_last({...})   # per epoch
-        folder.finish(summary)                                            # summary.json
+        if state == "overwrite": folder.clear(say=print)            # --overwrite deletes only now
+        folder.start(cfg, records={"teacher.json": identity})      # config.yaml, the teacher's identity
+        folder.save_best(epoch, student, top1); folder.save_last({...})  # per epoch
+        folder.finish(folder.summary(cfg, info, world_size=1))           # summary.json
     """
 
     def __init__(self, path: str | os.PathLike, *, writes: bool = True):
@@ -457,11 +487,13 @@ class RunFolder:
     # -- reading back ----------------------------------------------------------------------------------------
 
     def read_summary(self) -> dict:
-        """The run's summary.json; RunFileError (with the fix: delete it and resume) when damaged."""
-        return read_json(self.path / "summary.json", fix=_SUMMARY_FIX)
+        """The run's summary.json (older names as today's); RunFileError (the fix: delete it and resume) when
+        damaged."""
+        return current_names(read_json(self.path / "summary.json", fix=_SUMMARY_FIX))
 
     def read_last(self, device) -> dict:
-        """The run's last.pt (weights only, onto `device`); RunFileError naming what is wrong and the fix."""
+        """The run's last.pt (weights only, onto `device`; older names as today's); RunFileError naming what is
+        wrong and the fix."""
         import torch
 
         from .models.checkpoints import _first_line, checkpoint_damage
@@ -476,7 +508,7 @@ class RunFolder:
         missing = [k for k in LAST_KEYS if not (isinstance(ckpt, dict) and k in ckpt)]
         if missing:
             raise RunFileError(f"{str(path)!r} is not a run checkpoint (it lacks {missing}); {_LAST_FIX}.")
-        return ckpt
+        return current_names(ckpt)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -524,7 +556,7 @@ class RunFolder:
         self.save("best.pt", {"epoch": epoch, "model": model.state_dict(), "accuracy": top1, "best_acc": top1})
 
     def save_last(self, state: dict) -> None:
-        """last.pt: everything a resume needs (LAST_KEYS, RNG states, best and last top-1, ...)."""
+        """last.pt: everything a resume needs (LAST_KEYS, RNG states, best_top1, best_epoch, last_top1, ...)."""
         self.save("last.pt", state)
 
     def summary(self, cfg, info: dict, *, world_size: int) -> dict:
@@ -532,8 +564,8 @@ class RunFolder:
         return {
             "name": cfg.name, "dataset": cfg.dataset, "method": cfg.method, "teacher": cfg.model.teacher,
             "student": cfg.model.student, "seed": cfg.train.seed, "epochs": cfg.schedule.epochs,
-            "best_acc": info["best_acc"], "best_top1": info["best_acc"], "best_epoch": info["best_epoch"],
-            "last_acc": info["last_acc"], "last_top1": info["last_acc"], "teacher_top1": info["teacher_top1"],
+            "best_top1": info["best_top1"], "best_epoch": info["best_epoch"], "last_top1": info["last_top1"],
+            "teacher_top1": info["teacher_top1"],
             "wall_time_s": info["elapsed"], "world_size": world_size, "run_dir": str(self.path.name),
         }
 

@@ -61,7 +61,7 @@ MUTATIONS = [
       ("tests/test_ddp_resume.py",), "every rank restores rank 0's RNG state"),
     M("engine", ENGINE_T, "torch.manual_seed(cfg.train.seed + ctx.rank)", "torch.manual_seed(cfg.train.seed)",
       ("tests/test_ddp_resume.py",), "every rank draws the same augmentation/dropout stream"),
-    M("engine", ENGINE_T, 'if val["top1"] > info["best_acc"]:', 'if val["top1"] >= info["best_acc"]:',
+    M("engine", ENGINE_T, 'if val["top1"] > info["best_top1"]:', 'if val["top1"] >= info["best_top1"]:',
       ("tests/test_mutation_kinds.py", "-k", "tied"), "a tie moves the best epoch to the later one"),
     M("engine", ENGINE_T, 'start_epoch = ckpt["epoch"] + 1', 'start_epoch = ckpt["epoch"]',
       ("tests/test_trainer.py", "-k", "resume"), "a resume repeats the checkpointed epoch (off by one)"),

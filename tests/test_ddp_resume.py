@@ -88,7 +88,7 @@ def test_ddp_resume_equals_uninterrupted_and_each_rank_restores_its_own_rng(tmp_
             assert torch.equal(a[key], b[key]), (rank, key)
         # each rank's torch stream ends where its uninterrupted stream ends (rank 1 included)
         assert torch.equal(out["straight_rng"], out["resumed_rng"]), f"rank {rank} RNG state after the resume"
-        for key in ("best_acc", "best_epoch", "last_acc"):
+        for key in ("best_top1", "best_epoch", "last_top1"):
             assert out["straight"][key] == out["resumed"][key], (rank, key)
     assert not torch.equal(ranks[0]["straight_rng"], ranks[1]["straight_rng"])
     straight = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()

@@ -151,4 +151,4 @@ def test_ddp_with_batchnorm_keeps_ranks_in_sync(ddp_out):
     val = evaluate(model, val_loader)
     last = json.loads((ddp_out / "resnet8" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["val_loss"] == pytest.approx(val["loss"], rel=1e-5)
-    assert ranks[0]["summary"]["last_acc"] == last["val_top1"]
+    assert ranks[0]["summary"]["last_top1"] == last["val_top1"]

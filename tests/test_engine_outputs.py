@@ -80,12 +80,12 @@ def test_best_pt_holds_the_best_epoch_when_a_later_epoch_is_worse(tmp_path, monk
     summary = fit(cfg, tmp_path / "run", quiet=True, on_epoch_end=keep_last)
     best = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=True)
     assert (best["epoch"], best["accuracy"], best["best_acc"]) == (2, 60.0, 60.0)
-    assert (summary["best_epoch"], summary["best_acc"], summary["last_acc"]) == (2, 60.0, 30.0)
+    assert (summary["best_epoch"], summary["best_top1"], summary["last_top1"]) == (2, 60.0, 30.0)
     for key, value in snapshots[2].items():
         assert torch.equal(best["model"][key], value), key
     assert any(not torch.equal(best["model"][k], snapshots[3][k]) for k in snapshots[3])  # epoch 3 moved on
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["best_acc"] for r in rows] == [40.0, 60.0, 60.0]
+    assert [r["best_top1"] for r in rows] == [40.0, 60.0, 60.0]
 
 
 # ----------------------------------------------------------------------------------------------------------

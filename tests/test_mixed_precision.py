@@ -79,7 +79,7 @@ def test_bf16_autocast_trains_through_fit_on_the_standard_path(tmp_path):
     assert student.dtypes and set(student.dtypes) == {torch.bfloat16}  # every training forward autocast
     assert set(reference.dtypes) == {torch.float32}
     assert all(p.dtype == torch.float32 and p.isfinite().all() for p in student.parameters())
-    assert summary["last_acc"] is not None
+    assert summary["last_top1"] is not None
     init = _net().state_dict()
     trained, fp32 = student.state_dict(), reference.state_dict()
     for key in ("conv.weight", "head.weight"):

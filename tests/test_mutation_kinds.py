@@ -50,9 +50,9 @@ def test_tied_validation_accuracy_keeps_the_earlier_epoch_as_best(tmp_path, monk
         summary = trainer.fit(cfg, tmp_path / "run", quiet=True)
     finally:
         torch.set_num_threads(before)
-    assert summary["best_epoch"] == 2 and summary["best_acc"] == 55.0 and summary["last_acc"] == 30.0
+    assert summary["best_epoch"] == 2 and summary["best_top1"] == 55.0 and summary["last_top1"] == 30.0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["best_acc"] for r in rows] == [40.0, 55.0, 55.0, 55.0]
+    assert [r["best_top1"] for r in rows] == [40.0, 55.0, 55.0, 55.0]
     best = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=True)
     assert best["epoch"] == 2 and best["accuracy"] == 55.0
     for key, value in best["model"].items():

@@ -12,7 +12,7 @@ from ldrld_mini.train import fit
 
 TINY = ["data.options.num_classes=10", "data.options.train_per_class=8", "data.options.val_per_class=4",
         "batch_size=16", "data.val_batch_size=40", "train.device=cpu", "train.deterministic=true"]
-NON_TIMING = ("epoch", "lr", "train_total", "train_top1", "val_top1", "val_top5", "val_loss", "best_acc")
+NON_TIMING = ("epoch", "lr", "train_total", "train_top1", "val_top1", "val_top5", "val_loss", "best_top1")
 
 
 def tiny_config(method="ldrld", epochs=2, extra=(), **kw):
@@ -60,12 +60,14 @@ def test_vanilla_run_folder_contract(teacher_run):
                 "epoch_time", "images_per_s"):
         assert key in rows[0], key
     assert json.loads((run_dir / "summary.json").read_text()) == summary
-    assert summary["best_acc"] == max(r["val_top1"] for r in rows)
-    assert summary["last_acc"] == rows[-1]["val_top1"] and summary["epochs"] == 2
+    assert summary["best_top1"] == max(r["val_top1"] for r in rows)
+    assert summary["last_top1"] == rows[-1]["val_top1"] and summary["epochs"] == 2
+    assert not {"best_acc", "last_acc"} & set(summary)  # one name per thing (older folders: runfolder.RENAMED)
     accs = [r["val_top1"] for r in rows]
     assert summary["best_epoch"] == 1 + accs.index(max(accs)) and summary["wall_time_s"] > 0  # first best
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
-    assert (best["epoch"], best["accuracy"]) == (summary["best_epoch"], summary["best_acc"])
+    assert (best["epoch"], best["accuracy"], best["best_acc"]) == (summary["best_epoch"], summary["best_top1"],
+                                                                   summary["best_top1"])  # the CRD layout
     if summary["best_epoch"] == 2:  # the last epoch: best.pt and last.pt hold the same weights
         assert all(torch.equal(v, state_of(run_dir)[k]) for k, v in best["model"].items())
     cfg = Config.load_yaml(run_dir / "config.yaml")
@@ -147,7 +149,7 @@ def test_resume_equals_uninterrupted(teacher_run, tmp_path, gpu_resident):
         assert torch.equal(a[key], b[key]), key
     strip = lambda rows: [{k: r[k] for k in NON_TIMING} for r in rows]  # noqa: E731
     assert strip(metrics_of(tmp_path / "straight")) == strip(metrics_of(tmp_path / "resumed"))
-    assert straight["best_acc"] == resumed["best_acc"] and straight["last_acc"] == resumed["last_acc"]
+    assert straight["best_top1"] == resumed["best_top1"] and straight["last_top1"] == resumed["last_top1"]
 
 
 def test_run_folder_guards(teacher_run, tmp_path):
@@ -194,7 +196,7 @@ def test_bf16_autocast_and_channels_last_train(teacher_run, tmp_path, capsys):
                                                 "data.options.train_per_class=4",
                                                 "train.channels_last=true", "train.deterministic=false"])
     summary = fit(cfg, tmp_path / "bf16", quiet=True)
-    assert math.isfinite(metrics_of(tmp_path / "bf16")[0]["train_total"]) and summary["last_acc"] is not None
+    assert math.isfinite(metrics_of(tmp_path / "bf16")[0]["train_total"]) and summary["last_top1"] is not None
     assert capsys.readouterr().err == ""  # quiet: no progress bars
 
 
@@ -213,7 +215,7 @@ def test_resume_after_the_last_checkpoint_only_writes_the_summary(tmp_path):
         fit(cfg, tmp_path / "run", quiet=True, on_epoch_end=_stop_after(1))
     before = state_of(tmp_path / "run")
     summary = fit(cfg, tmp_path / "run", resume=True, quiet=True)
-    assert summary["last_acc"] == metrics_of(tmp_path / "run")[0]["val_top1"] and summary["best_epoch"] == 1
+    assert summary["last_top1"] == metrics_of(tmp_path / "run")[0]["val_top1"] and summary["best_epoch"] == 1
     assert all(torch.equal(before[k], v) for k, v in state_of(tmp_path / "run").items())
 
 

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Iterable
 
-from ..runfolder import append_line, atomic_write_text, read_jsonl
+from ..runfolder import append_line, atomic_write_text, current_names, read_jsonl
 
 __all__ = ["MetricsWriter", "read_metrics", "truncate_metrics", "progress_enabled", "in_notebook",
            "progress", "Printer"]
@@ -77,12 +77,14 @@ METRICS_FIX = ("delete that line, or the file to lose the curve (a resumed run k
 
 def read_metrics(run_dir) -> list[dict]:
     """All records of `run_dir/metrics.jsonl` (an empty list when there is none); a torn last line (a run
-    killed mid-write) is skipped, a damaged line before it raises RunFileError naming the line."""
-    return read_jsonl(Path(run_dir) / "metrics.jsonl", fix=METRICS_FIX)
+    killed mid-write) is skipped, a damaged line before it raises RunFileError naming the line. Older runs'
+    keys come under today's names (`runfolder.current_names`: `train_ldrld` -> `train_local`, ...)."""
+    return [current_names(r) for r in read_jsonl(Path(run_dir) / "metrics.jsonl", fix=METRICS_FIX)]
 
 
 def truncate_metrics(run_dir, last_epoch: int) -> None:
-    """Keep only records with `epoch <= last_epoch` (used on resume: a crash may leave a newer or torn line)."""
+    """Keep only records with `epoch <= last_epoch` (used on resume: a crash may leave a newer or torn line);
+    the file is rewritten as `read_metrics` reads it, so an older run's keys take today's names."""
     path = Path(run_dir) / "metrics.jsonl"
     if path.exists():
         rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= last_epoch]

@@ -291,7 +291,8 @@ def _worker(spec_json: str) -> int:
 
     spec = RunSpec.from_json(spec_json)
     summary = fit(spec.config(), spec.run_dir, resume=True, quiet=True)
-    print(json.dumps({"run": spec.name, "best_acc": summary.get("best_acc"), "last_acc": summary.get("last_acc")}))
+    print(json.dumps({"run": spec.name, "best_top1": summary.get("best_top1"),
+                      "last_top1": summary.get("last_top1")}))
     return 0
 
 

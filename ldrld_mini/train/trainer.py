@@ -1,19 +1,10 @@
 """`fit`: one distillation (or vanilla) run from a resolved Config into a run folder, resumable exactly.
 
-Run folder contract (what `ldrld-mini results` reads):
-    config.yaml    the resolved config
-    metrics.jsonl  one JSON object per epoch (epoch, lr, train_<loss part>, train_top1, val_top1, val_top5,
-                   val_loss, epoch_time, images_per_s, ...); metrics.csv mirrors it
-    last.pt        model, optimizer, scaler, epoch, best_acc, RNG states (python, numpy, torch, cuda, data)
-    best.pt        {'epoch', 'model', 'accuracy', 'best_acc'} of the best validation epoch (CRD layout)
-    summary.json   written when the run finishes (best_acc, best_epoch, last_acc, epochs, wall time, ...)
-    failed.json    written instead when the run diverged (a non-finite loss or weights); last.pt keeps the
-                   last finite epoch
-    .lock          the folder's lock (`ldrld_mini.runfolder.RunLock`), held while a run writes there
-    .lock.holder   who holds it: pid, host, start time, command (removed on release)
-
-Every file is written atomically (a .tmp renamed over it); a full or read-only disk raises RunWriteError
-naming the file, with the previous version intact. Damaged files raise RunFileError naming the file.
+The loop: build (loaders, teacher, student, optimizer), then per epoch train, evaluate, write the epoch's
+checkpoints; the folder itself (lock, resume / overwrite decision, files, failure record) is a
+`ldrld_mini.runfolder.RunFolder`, whose module docstring lists the files. Every file is written atomically (a
+.tmp renamed over it); a full or read-only disk raises RunWriteError naming the file, with the previous version
+intact. Damaged files raise RunFileError naming the file.
 """
 from __future__ import annotations
 
@@ -125,7 +116,7 @@ def _fit(cfg: Config, folder: RunFolder, ctx: DistContext, *, resume, quiet, tea
     progress_on = progress_enabled(quiet)
     eval_kw = dict(device=device, amp=cfg.train.amp, channels_last=cfg.train.channels_last, ctx=ctx)
 
-    info = {"best_acc": -1.0, "best_epoch": 0, "last_acc": None, "elapsed": 0.0, "teacher_top1": None}
+    info = {"best_top1": -1.0, "best_epoch": 0, "last_top1": None, "elapsed": 0.0, "teacher_top1": None}
     start_epoch = 1
     if state == "resume":
         ckpt = folder.read_last(device)
@@ -181,13 +172,13 @@ def _fit(cfg: Config, folder: RunFolder, ctx: DistContext, *, resume, quiet, tea
                 broadcast_buffers(student, ctx)
                 val = evaluate(student, val_loader, **eval_kw)
                 record.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
-                info["last_acc"] = val["top1"]
-                if val["top1"] > info["best_acc"]:
-                    info.update(best_acc=val["top1"], best_epoch=epoch)
+                info["last_top1"] = val["top1"]
+                if val["top1"] > info["best_top1"]:
+                    info.update(best_top1=val["top1"], best_epoch=epoch)
                     folder.save_best(epoch, student, val["top1"])
             record["epoch_time"] = time.perf_counter() - t0
             record["images_per_s"] = stats["train_images"] / max(stats["train_time"], 1e-9)
-            record["best_acc"] = info["best_acc"] if info["best_acc"] >= 0 else None
+            record["best_top1"] = info["best_top1"] if info["best_top1"] >= 0 else None
             info["elapsed"] += record["epoch_time"]
             writer.append(record)
             rngs = gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
@@ -285,6 +276,6 @@ def _set_epoch(loader, epoch: int) -> None:
 
 
 def _epoch_line(r: dict, epochs: int) -> str:
-    val = f" val {r['val_top1']:.2f} (best {r['best_acc']:.2f})" if "val_top1" in r else ""
+    val = f" val {r['val_top1']:.2f} (best {r['best_top1']:.2f})" if "val_top1" in r else ""
     return (f"epoch {r['epoch']}/{epochs} lr {r['lr']:.5g} loss {r.get('train_total', float('nan')):.4f} "
             f"train {r['train_top1']:.2f}{val} {r['epoch_time']:.1f}s {r['images_per_s']:.0f} img/s")
