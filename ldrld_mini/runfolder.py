@@ -433,11 +433,13 @@ class RunFolder:
         if state.kind in ("empty", "fresh"):  # at most a config.yaml of a run that never finished an epoch
             return "fresh"
         if state.kind == "failed":
-            raise FileExistsError(f"run_dir={str(run_dir)!r} holds {state.describe()}, see its failed.json; it "
-                                  f"cannot be resumed: {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
+            raise FileExistsError(f"run folder {str(run_dir)!r} holds {state.describe()}, see its failed.json; "
+                                  f"it cannot be resumed: {OVERWRITE_HINT} (e.g. with a smaller optim.lr), or "
+                                  "choose another run folder (--run-dir).")
         if not resume:
-            raise FileExistsError(f"run_dir={str(run_dir)!r} already holds {state.describe()}; pass resume=True "
-                                  "to continue it, overwrite=True to start again, or choose another folder.")
+            raise FileExistsError(f"run folder {str(run_dir)!r} already holds {state.describe()}; pass resume=True "
+                                  "(--resume) to continue it, overwrite=True (--overwrite) to start again, or "
+                                  "choose another run folder (--run-dir).")
         self.check_config(cfg)
         if state.kind == "finished":
             self.read_summary()

@@ -22,7 +22,7 @@ from .loss_options import ENGINE_LOSS_KEYS, LOSS_OPTIONS, loss_option_names
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
     "METHODS", "AMP_MODES", "RECIPES", "load_config", "load_recipe", "list_pairs", "list_recipes",
-    "published", "describe_config", "apply_overrides", "parse_override", "recipe_path", "ENGINE_LOSS_KEYS",
+    "published", "describe_config", "apply_overrides", "parse_override", "recipe_path", "check_recipe", "ENGINE_LOSS_KEYS",
     "LOSS_OPTIONS", "default_name",
 ]
 
@@ -35,10 +35,15 @@ ALIASES = {  # short override keys -> dotted keys
 PUBLISHED_KEYS = ("teacher", "student", "kd", "dkd", "ldrld")
 
 
+def check_recipe(dataset: str, option: str = "dataset") -> None:
+    """ValueError naming `option` (the CLI: --recipe) unless `dataset` has a recipe."""
+    if dataset not in RECIPES:
+        raise ValueError(f"{option} {dataset!r} has no recipe; use one of {list(RECIPES)}.")
+
+
 def recipe_path(dataset: str) -> Path:
     """Path of the YAML recipe of `dataset`."""
-    if dataset not in RECIPES:
-        raise ValueError(f"dataset={dataset!r} has no recipe; use one of {list(RECIPES)}.")
+    check_recipe(dataset)
     return Path(__file__).with_name(f"{dataset}.yaml")
 
 

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from ..recipes import Config
-from ..runfolder import read_json
+from ..runfolder import OVERWRITE_HINT, read_json
 
-__all__ = ["resolve_checkpoint", "teacher_checkpoint_path", "check_teacher_checkpoint", "load_teacher", "freeze",
+__all__ = ["resolve_checkpoint", "names_run_folder", "teacher_checkpoint_path", "check_teacher_checkpoint", "load_teacher", "freeze",
            "TEACHER_RECORD", "teacher_identity", "check_teacher_identity"]
 
 PROG = "ldrld-mini"
@@ -38,8 +38,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def _missing_teacher(cfg: Config, where: str) -> FileNotFoundError:  # where: "not found at 'path'", ...
-    """The one message for a teacher checkpoint that is not there: where it was looked for and how to get it."""
+def names_run_folder(setting: str | None) -> bool:
+    """True when a `model.teacher_checkpoint` names a run folder (no .pt/.pth/.tar suffix), not a file."""
+    return bool(setting) and Path(setting).suffix not in CHECKPOINT_SUFFIXES
+
+
+def _missing_teacher(cfg: Config, where: str) -> FileNotFoundError:
+    """The one message for a teacher checkpoint that is not there; `where` says where it was looked for
+    ("not found at 'path'"), the message how to get it."""
     from ..models import TEACHERS
 
     teacher, dataset, setting = cfg.model.teacher, cfg.dataset, cfg.model.teacher_checkpoint
@@ -51,7 +57,7 @@ def _missing_teacher(cfg: Config, where: str) -> FileNotFoundError:  # where: "n
     elif dataset == "cifar100":
         hint = (f"{teacher!r} has no published CIFAR-100 checkpoint (`{PROG} teachers` lists those); train it "
                 f"first ({train_it.format('DIR')}) and pass that folder")
-    elif setting and Path(setting).suffix not in CHECKPOINT_SUFFIXES:  # it names a run folder
+    elif names_run_folder(setting):
         hint = f"Train the teacher into that folder first: {train_it.format(setting)}"
     elif dataset == "imagenet":
         hint = "Save torchvision's IMAGENET1K_V1 state dict there (V2 weights would inflate results)"
@@ -136,17 +142,16 @@ def teacher_identity(path: str | os.PathLike) -> dict:
 def check_teacher_identity(run_dir: Path, path: Path, say: Callable[[str], None]) -> None:
     """On resume: ValueError when the teacher file's content differs from the one the run started with
     (a moved but identical file is accepted); a folder without the record (older runs) is not checked."""
-    overwrite = "pass overwrite=True (--overwrite) to start again"
     record_path = run_dir / TEACHER_RECORD
     if not record_path.exists():
         say(f"{run_dir}: no {TEACHER_RECORD} (a run folder from before teachers were recorded); the teacher "
             f"{str(path)!r} is not checked against the one the run started with.")
         return
-    saved = read_json(record_path, fix=f"delete it to resume unchecked, or {overwrite}")
+    saved = read_json(record_path, fix=f"delete it to resume unchecked, or {OVERWRITE_HINT}")
     now = teacher_identity(path)
     if saved.get("sha256") != now["sha256"]:
         raise ValueError(
             f"cannot resume {str(run_dir)!r}: the teacher differs from the one the run started with: "
             f"{saved.get('path')!r} (sha256 {str(saved.get('sha256'))[:12]}…, {saved.get('bytes')} bytes) then, "
             f"{now['path']!r} (sha256 {now['sha256'][:12]}…, {now['bytes']} bytes) now; resume with the "
-            f"original teacher file, {overwrite} with the new one, or choose another run folder.")
+            f"original teacher file, {OVERWRITE_HINT} with the new one, or choose another run folder.")
