@@ -130,6 +130,16 @@ def test_every_option_a_documented_command_uses_exists(page):
     assert command_lines(sample) == [("eval", ["--model", "--chekpoint"]), ("demo", ["--quick"])]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_every_command_a_notebook_prints_exists_with_its_options(path):
+    """The `ldrld-mini ...` lines of a notebook's text (its commands for a GPU) name real subcommands and options."""
+    text = "\n\n".join(cell.source for cell in read(path).cells if cell.cell_type == "markdown")
+    for sub, flags in command_lines(text):
+        assert sub in subcommands(), f"{path.name}: ldrld-mini {sub} is not a command"
+        known = {o for a in subcommands()[sub]._actions for o in a.option_strings}
+        assert set(flags) <= known, f"{path.name}: ldrld-mini {sub} has no {sorted(set(flags) - known)}"
+
+
 def test_the_loss_options_table_matches_ldrld_loss():
     import inspect
 
