@@ -99,49 +99,15 @@ def _did_you_mean(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------------
 # run folders and configs
 
-def _check_recipe(dataset: str) -> None:
-    """UsageError unless `dataset` has a recipe."""
-    from ldrld_mini.recipes import list_recipes
-
-    if dataset not in list_recipes():
-        raise UsageError(f"--recipe {dataset!r} has no recipe; use one of {list_recipes()}.")
-
-
-def _check_model(name: str, option: str, dataset: str | None = None) -> None:
-    """UsageError unless `name` is in the model zoo (and, given `dataset`, of its family: no ImageNet ResNet
-    on CIFAR-100)."""
-    from ldrld_mini.models.registry import resolve_name
-
-    try:
-        resolve_name(name)
-    except ValueError as err:
-        raise UsageError(f"{option} {name!r}: {err}") from None
-    if dataset is not None:
-        from ldrld_mini.train.checks import check_model_name
-        try:
-            check_model_name(name, dataset, option)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-
-
-def _check_device(name: str, option: str = "--device"):
-    """The torch.device of `name`; UsageError when it is not a device or not on this machine."""
-    from ldrld_mini.train.checks import check_device
-
-    try:
-        return check_device(name, option)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-
-
 def _config_from_args(args: argparse.Namespace, *, method: str, teacher: str | None, student: str):
     """Resolve the recipe with the command line's overrides (`--seed`, `--data-root`, `--device` last)."""
-    from ldrld_mini.recipes import load_config
+    from ldrld_mini.recipes import check_recipe, load_config
+    from ldrld_mini.train.checks import check_model_name
 
-    _check_recipe(args.recipe)
+    check_recipe(args.recipe, "--recipe")
     for name, option in ((teacher, "--teacher"), (student, "--model" if method == "vanilla" else "--student")):
         if name is not None:
-            _check_model(name, option, args.recipe)
+            check_model_name(name, args.recipe, option)
     return load_config(args.recipe, teacher=teacher, student=student, method=method,
                        overrides=_option_overrides(args))
 
@@ -153,7 +119,8 @@ def _option_overrides(args: argparse.Namespace) -> list[str]:
         if not 0 <= args.seed < SEED_LIMIT:
             raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_LIMIT - 1}], e.g. --seed 0.")
     if args.device is not None:
-        _check_device(args.device)
+        from ldrld_mini.train.checks import check_device
+        check_device(args.device, "--device")
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
@@ -167,54 +134,6 @@ def _option_overrides(args: argparse.Namespace) -> list[str]:
         from ldrld_mini.train.fast import FAST_OVERRIDES
         overrides += FAST_OVERRIDES
     return overrides
-
-
-def _names_run_folder(path: str | None) -> bool:
-    """True when a `model.teacher_checkpoint` names a run folder (no .pt/.pth/.tar suffix), not a file."""
-    return bool(path) and Path(path).suffix not in (".pt", ".pth", ".tar")
-
-
-def _check_teacher_checkpoint(cfg) -> None:
-    """Fail before any data is loaded when the teacher's checkpoint is not where the config says."""
-    from ldrld_mini.models import TEACHERS
-    from ldrld_mini.train.teacher import teacher_checkpoint_path
-
-    path = cfg.model.teacher_checkpoint
-    train_it = f"`{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir DIR`"
-    if cfg.dataset == "cifar100" and cfg.model.teacher in TEACHERS:
-        hint = f"`{PROG} teachers --fetch` downloads the CRD CIFAR teachers"
-    elif cfg.dataset == "cifar100":
-        hint = (f"{cfg.model.teacher!r} has no published CIFAR-100 checkpoint (`{PROG} teachers` lists those): "
-                f"train it first with {train_it} and pass model.teacher_checkpoint=DIR")
-    elif _names_run_folder(path):
-        hint = f"train it first: `{PROG} train --recipe {cfg.dataset} --model {cfg.model.teacher} --run-dir {path}`"
-    else:
-        hint = "put the teacher's weights there"
-    if not path:
-        raise UsageError(f"no teacher checkpoint for {cfg.model.teacher!r}: set model.teacher_checkpoint=PATH.")
-    try:
-        found = teacher_checkpoint_path(cfg)
-    except FileNotFoundError as err:
-        raise UsageError(f"{err} ({hint}).") from None
-    if not found.is_file():
-        raise UsageError(f"teacher checkpoint for {cfg.model.teacher!r} not found at {str(found)!r}: {hint}, "
-                         "or pass model.teacher_checkpoint=PATH (a .pth/.pt file or a run folder).")
-
-
-def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """UsageError when `run_dir` is in use, holds a failed run (unless --overwrite) or a run the flags do not
-    address; the trainer checks again under the folder's lock."""
-    from ldrld_mini.runfolder import check_unlocked, folder_state
-
-    check_unlocked(run_dir)
-    state = folder_state(run_dir)
-    if state.kind == "failed" and not overwrite:
-        raise UsageError(f"--run-dir {str(run_dir)!r} holds {state.describe()}, see its failed.json; it cannot be "
-                         "resumed: pass --overwrite to start again (e.g. with a smaller optim.lr), or choose "
-                         "another --run-dir.")
-    if state.kind in ("finished", "unfinished") and not (resume or overwrite):
-        raise UsageError(f"--run-dir {str(run_dir)!r} already holds {state.describe()}; pass --resume to continue "
-                         "it, --overwrite to start again, or choose another --run-dir.")
 
 
 def _schedule_warnings(cfg) -> list[str]:
@@ -260,11 +179,16 @@ def _remove_if_only_lock(run_dir: Path, *, created: bool) -> None:
 def _run_one(cfg, run_dir: Path, *, resume: bool, overwrite: bool = False, quiet: bool | None = None,
              trust_pickle: bool = False) -> dict:
     """Fit one config into `run_dir` and print where it went and its best / last top-1."""
+    from ldrld_mini.runfolder import RunFolder, check_unlocked
     from ldrld_mini.train import fit
+    from ldrld_mini.train.checks import check_config
+    from ldrld_mini.train.teacher import check_teacher_checkpoint
 
+    check_config(cfg)  # the library's own checks, before anything is loaded or written (fit runs them again)
     if cfg.method != "vanilla":
-        _check_teacher_checkpoint(cfg)
-    _check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        check_teacher_checkpoint(cfg)
+    check_unlocked(run_dir)
+    RunFolder(run_dir).decide(cfg, resume=resume, overwrite=overwrite)  # fit decides again under the lock
     _warn_schedule(cfg)
     print(f"run folder: {run_dir}", flush=True)
     existed = run_dir.exists()
@@ -340,9 +264,11 @@ def _config_from_file(args: argparse.Namespace, names: dict[str, str], *, vanill
         raise UsageError(f"--config {str(path)!r} holds a {cfg.method} run; run it with `{PROG} {other} --config "
                          f"{path}`.")
     _check_names_agree(args, names, cfg, path)
+    from ldrld_mini.train.checks import check_model_name
+
     for name, option in ((cfg.model.teacher, "--teacher"), (cfg.model.student, "--student")):
         if name is not None:
-            _check_model(name, f"{option} (from --config)", cfg.dataset)
+            check_model_name(name, cfg.dataset, f"{option} (from --config)")
     try:
         d = apply_overrides(cfg.to_dict(), [parse_override(o) for o in _option_overrides(args)])
         return Config.from_dict(d)
@@ -383,11 +309,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ldrld_mini.data import DATASETS, build_loaders
     from ldrld_mini.models import build_model, evaluate, load_checkpoint
     from ldrld_mini.train import resolve_checkpoint
+    from ldrld_mini.train.checks import check_device, check_model_name
 
     if args.dataset not in DATASETS:
         raise UsageError(f"--dataset {args.dataset!r} is not a known dataset; use one of {sorted(DATASETS)}.")
-    _check_model(args.model, "--model")
-    device = _check_device(args.device)
+    check_model_name(args.model, None, "--model")
+    device = check_device(args.device, "--device")
     options = _parse_options(args.data_option, "--data-option")
     checkpoint = resolve_checkpoint(args.checkpoint)
     if not checkpoint.exists():
@@ -640,14 +567,14 @@ def _worker_argv(line: str) -> list[str]:
 
 def _missing_teacher_files(specs) -> dict[str, str]:
     """{teacher: checkpoint path} of the teachers the students need as files that are not there."""
-    from ldrld_mini.train.teacher import teacher_checkpoint_path
+    from ldrld_mini.train.teacher import names_run_folder, teacher_checkpoint_path
 
     missing = {}
     for spec in specs:
         if spec.stage == 1 and spec.method != "vanilla":
             cfg = spec.config()
             path = cfg.model.teacher_checkpoint
-            if not _names_run_folder(path):
+            if not names_run_folder(path):
                 found = teacher_checkpoint_path(cfg)
                 if not found.is_file():
                     missing[spec.teacher] = str(found)
