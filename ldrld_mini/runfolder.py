@@ -396,7 +396,7 @@ class RunFolder:
         state = folder.claim(cfg, resume=False, overwrite=False)   # 'fresh', 'overwrite', 'resume', 'finished'
         if state == "overwrite": folder.clear(say=print)            # --overwrite deletes only now
         folder.start(cfg, records={"teacher.json": identity})      # config.yaml, the teacher's identity
-        folder.save_best(epoch, student, top1); folder.save_last({...})  # per epoch
+        folder.save_best(epoch, student, top1); folder.save_last(epoch, student, ...)  # per epoch
         folder.finish(folder.summary(cfg, info, world_size=1))           # summary.json
     """
 
@@ -557,9 +557,11 @@ class RunFolder:
         serve as a teacher."""
         self.save("best.pt", {"epoch": epoch, "model": model.state_dict(), "accuracy": top1, "best_acc": top1})
 
-    def save_last(self, state: dict) -> None:
-        """last.pt: everything a resume needs (LAST_KEYS, RNG states, best_top1, best_epoch, last_top1, ...)."""
-        self.save("last.pt", state)
+    def save_last(self, epoch: int, model, optimizer, scaler, rngs: list[dict], info: dict) -> None:
+        """last.pt: everything a resume needs: LAST_KEYS, every rank's RNG states (`rngs`, rank 0's also as `rng`)
+        and `info` (best_top1, best_epoch, last_top1, elapsed, teacher_top1)."""
+        self.save("last.pt", {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info})
 
     def summary(self, cfg, info: dict, *, world_size: int) -> dict:
         """What summary.json holds: the run's names and seed, best / last top-1, teacher top-1, wall time."""

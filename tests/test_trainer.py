@@ -101,7 +101,7 @@ def test_distillation_logs_every_loss_part(teacher_run, tmp_path, monkeypatch):
         {"k": 7, "temperature": 4.0, "alpha": 10.5, "beta": 7.0}  # the recipe's values reached the loss
     for row, steps in zip(rows, epoch_calls):
         assert [n for n, _ in steps] == [16] * 5  # 80 images, batch 16
-        for part in ("total", "ce", "ldrld", "rntk"):
+        for part in ("total", "ce", "local", "remaining"):
             mean = sum(n * parts[part] for n, parts in steps) / sum(n for n, _ in steps)
             assert row[f"train_{part}"] == pytest.approx(mean, rel=1e-6), part
     assert len(epoch_calls) == len(rows) == 2
@@ -277,4 +277,4 @@ def test_fast_path_equals_standard_path_and_resumes(teacher_run, tmp_path):
     b, c = (state_of(tmp_path / name) for name in ("ldrld", "resumed"))
     for key in b:
         assert torch.equal(b[key], c[key]), key
-    assert {"train_ce", "train_ldrld", "train_rntk"} <= set(metrics_of(tmp_path / "ldrld")[0])
+    assert {"train_ce", "train_local", "train_remaining"} <= set(metrics_of(tmp_path / "ldrld")[0])

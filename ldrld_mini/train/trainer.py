@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -75,115 +77,47 @@ def _fit(cfg: Config, folder: RunFolder, ctx: DistContext, *, resume, quiet, tea
          on_epoch_end, trust_pickle) -> dict:
     from ..losses import build_loss
 
-    run_dir = folder.path
     say = Printer(quiet, enabled=ctx.is_main)
     loss_options = {k: v for k, v in cfg.loss.items() if k not in ENGINE_LOSS_KEYS}
     loss_fn = build_loss(cfg.method, **loss_options)  # bad loss options fail before the folder is touched
     # rank 0 creates, locks and checks the folder; every rank gets its verdict (or raises its error)
     state = main_decides(lambda: folder.claim(cfg, resume=resume, overwrite=overwrite), ctx, _CLAIM_ERRORS)
     if state == "finished":
-        say(f"{run_dir}: already finished; returning its summary.")
+        say(f"{folder.path}: already finished; returning its summary.")
         return folder.read_summary()
 
-    seed_everything(cfg.train.seed)
-    device = ctx.device
-    train_loader, val_loader = _build_loaders(cfg, ctx)
-    n_classes = num_classes_of(cfg)
-
-    loss_scale = float(cfg.loss.get("ce_weight", 1.0)) if cfg.loss.get("legacy_double_weight") else 1.0
-    teacher_file = None  # the teacher's checkpoint when it is loaded by name (its identity is recorded)
-    if getattr(loss_fn, "needs_teacher", False):
-        if teacher is None:
-            teacher_file = teacher_checkpoint_path(cfg)
-            teacher = load_teacher(cfg, n_classes, device, trust_pickle=trust_pickle)
-        else:
-            teacher = freeze(teacher.to(device))
-    else:
-        teacher = None
-    if state == "resume" and teacher_file is not None:  # every rank: all raise alike
-        check_teacher_identity(run_dir, teacher_file, say)
-
-    if student is None:
-        from ..models import build_model
-        student = build_model(cfg.model.student, num_classes=n_classes, dataset=cfg.dataset)
-    student = student.to(device)
-    if cfg.train.channels_last:
-        student = student.to(memory_format=torch.channels_last)
-        teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
-    optimizer = torch.optim.SGD(student.parameters(), lr=lr_at(1, cfg), momentum=cfg.optim.momentum,
-                                weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-    scaler = make_scaler(device, cfg.train.amp)
-    progress_on = progress_enabled(quiet)
-    eval_kw = dict(device=device, amp=cfg.train.amp, channels_last=cfg.train.channels_last, ctx=ctx)
-
-    info = {"best_top1": -1.0, "best_epoch": 0, "last_top1": None, "elapsed": 0.0, "teacher_top1": None}
-    start_epoch = 1
+    run = _build(cfg, ctx, loss_fn, teacher=teacher, student=student, trust_pickle=trust_pickle)
     if state == "resume":
-        ckpt = folder.read_last(device)
-        student.load_state_dict(ckpt["model"])
-        if not _finite_weights(student):
-            raise RunFileError(f"{str(run_dir / 'last.pt')!r} (epoch {ckpt['epoch']}) holds non-finite weights: "
-                               f"that run had diverged. {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        info.update({k: ckpt.get(k, v) for k, v in info.items()})
-        start_epoch = ckpt["epoch"] + 1
-        ranks = ckpt.get("rng_ranks") or []
-        set_rng_state(ranks[ctx.rank] if len(ranks) == ctx.world_size else ckpt["rng"], train_loader)
-        if ctx.is_main:
-            truncate_metrics(run_dir, ckpt["epoch"])
-        say(f"resuming {run_dir} after epoch {ckpt['epoch']}")
+        info, start_epoch = _resume(folder, ctx, run, say)
     else:
-        torch.manual_seed(cfg.train.seed + ctx.rank)  # per-rank augmentation streams (rank 0: the seed)
-        if state == "overwrite":  # named even with quiet=True (not in notebooks): files are deleted
-            folder.clear(Printer(None if quiet else quiet))
-        identity = teacher_identity(teacher_file) if teacher_file is not None and ctx.is_main else None
-        folder.start(cfg, records={TEACHER_RECORD: identity})
-        if teacher is not None:
-            rng = rng_state()
-            info["teacher_top1"] = evaluate(teacher, val_loader, **eval_kw)["top1"]
-            set_rng_state(rng)
-            say(f"teacher {cfg.model.teacher}: val top-1 {info['teacher_top1']:.2f}")
-
-    train_model, fast = _train_model(cfg, ctx, student, teacher, loss_fn, optimizer, loss_scale)
-    if cfg.train.compile and fast is None:
-        teacher = torch.compile(teacher) if teacher is not None else None
-    writer = MetricsWriter(run_dir, enabled=ctx.is_main, tensorboard=cfg.train.tensorboard)
+        info, start_epoch = _start(cfg, folder, ctx, run, say, clear=state == "overwrite", quiet=quiet), 1
+    train_epoch = _epoch_trainer(cfg, ctx, run, quiet)
+    writer = MetricsWriter(folder.path, enabled=ctx.is_main, tensorboard=cfg.train.tensorboard)
     try:
         for epoch in range(start_epoch, cfg.schedule.epochs + 1):
             t0 = time.perf_counter()
             lr = lr_at(epoch, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            _set_epoch(train_loader, epoch)
-            if fast is not None:
-                stats = fast.train_epoch(train_loader, epoch=epoch, lr=lr, show_progress=progress_on)
-            else:
-                stats = train_one_epoch(train_model, train_loader, loss_fn, optimizer, epoch=epoch,
-                                        teacher=teacher, device=device, amp=cfg.train.amp, scaler=scaler,
-                                        channels_last=cfg.train.channels_last, loss_scale=loss_scale,
-                                        log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
-            problem = _divergence(stats, student)
+            stats = train_epoch(epoch, lr)
+            problem = _divergence(stats, run.student)
             if problem:  # failed.json, then every rank stops
                 raise TrainingDivergedError(folder.mark_failed(epoch=epoch, reason=problem, lr=lr,
                                                                losses=_losses(stats), causes=_likely_causes(cfg)))
             record = {"epoch": epoch, "lr": lr, **stats}
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.schedule.epochs:
-                broadcast_buffers(student, ctx)
-                val = evaluate(student, val_loader, **eval_kw)
+                broadcast_buffers(run.student, ctx)
+                val = evaluate(run.student, run.val_loader, **run.eval_kw)
                 record.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
                 info["last_top1"] = val["top1"]
                 if val["top1"] > info["best_top1"]:
                     info.update(best_top1=val["top1"], best_epoch=epoch)
-                    folder.save_best(epoch, student, val["top1"])
+                    folder.save_best(epoch, run.student, val["top1"])
             record["epoch_time"] = time.perf_counter() - t0
             record["images_per_s"] = stats["train_images"] / max(stats["train_time"], 1e-9)
             record["best_top1"] = info["best_top1"] if info["best_top1"] >= 0 else None
             info["elapsed"] += record["epoch_time"]
             writer.append(record)
-            rngs = gather_obj(rng_state(train_loader), ctx)  # every rank's RNG states, for an exact resume
-            folder.save_last({"epoch": epoch, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-                              "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, **info})
+            rngs = gather_obj(rng_state(run.train_loader), ctx)  # every rank's RNG states, for an exact resume
+            folder.save_last(epoch, run.student, run.optimizer, run.scaler, rngs, info)
             barrier(ctx)
             say(_epoch_line(record, cfg.schedule.epochs))
             if on_epoch_end is not None:
@@ -193,6 +127,118 @@ def _fit(cfg: Config, folder: RunFolder, ctx: DistContext, *, resume, quiet, tea
     summary = folder.finish(broadcast_obj(folder.summary(cfg, info, world_size=ctx.world_size), ctx))  # rank 0's
     barrier(ctx)
     return summary
+
+
+# ----------------------------------------------------------------------------------------------------------
+# building, resuming, starting
+
+@dataclass
+class _Run:
+    """What one run trains with; built before the run folder is written."""
+
+    train_loader: Any
+    val_loader: Any
+    student: nn.Module
+    teacher: nn.Module | None
+    teacher_file: Path | None  # the teacher's checkpoint when it is loaded by name (its identity is recorded)
+    optimizer: torch.optim.Optimizer
+    scaler: Any  # torch.amp.GradScaler
+    loss_fn: nn.Module
+    loss_scale: float  # loss.legacy_double_weight: the loss is multiplied by ce_weight once more
+    eval_kw: dict
+
+
+def _build(cfg: Config, ctx: DistContext, loss_fn: nn.Module, *, teacher, student, trust_pickle) -> _Run:
+    """Seed; then loaders, the teacher (loaded by name, or the module given; frozen), the student, SGD, scaler."""
+    seed_everything(cfg.train.seed)
+    device = ctx.device
+    train_loader, val_loader = _build_loaders(cfg, ctx)
+    n_classes = num_classes_of(cfg)
+    teacher_file = None
+    if getattr(loss_fn, "needs_teacher", False):
+        if teacher is None:
+            teacher_file = teacher_checkpoint_path(cfg)
+            teacher = load_teacher(cfg, n_classes, device, trust_pickle=trust_pickle)
+        else:
+            teacher = freeze(teacher.to(device))
+    else:
+        teacher = None
+    if student is None:
+        from ..models import build_model
+        student = build_model(cfg.model.student, num_classes=n_classes, dataset=cfg.dataset)
+    student = student.to(device)
+    if cfg.train.channels_last:
+        student = student.to(memory_format=torch.channels_last)
+        teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
+    optimizer = torch.optim.SGD(student.parameters(), lr=lr_at(1, cfg), momentum=cfg.optim.momentum,
+                                weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
+    loss_scale = float(cfg.loss.get("ce_weight", 1.0)) if cfg.loss.get("legacy_double_weight") else 1.0
+    eval_kw = dict(device=device, amp=cfg.train.amp, channels_last=cfg.train.channels_last, ctx=ctx)
+    return _Run(train_loader, val_loader, student, teacher, teacher_file, optimizer, make_scaler(device, cfg.train.amp),
+                loss_fn, loss_scale, eval_kw)
+
+
+_NEW_INFO = {"best_top1": -1.0, "best_epoch": 0, "last_top1": None, "elapsed": 0.0, "teacher_top1": None}
+
+
+def _resume(folder: RunFolder, ctx: DistContext, run: _Run, say) -> tuple[dict, int]:
+    """Load last.pt into the run (weights, optimizer, scaler, this rank's RNG states); (info, first epoch)."""
+    if run.teacher_file is not None:  # every rank: all raise alike
+        check_teacher_identity(folder.path, run.teacher_file, say)
+    ckpt = folder.read_last(ctx.device)
+    run.student.load_state_dict(ckpt["model"])
+    if not _finite_weights(run.student):
+        raise RunFileError(f"{str(folder.path / 'last.pt')!r} (epoch {ckpt['epoch']}) holds non-finite weights: "
+                           f"that run had diverged. {OVERWRITE_HINT}, e.g. with a smaller optim.lr.")
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    info = {k: ckpt.get(k, v) for k, v in _NEW_INFO.items()}
+    ranks = ckpt.get("rng_ranks") or []
+    set_rng_state(ranks[ctx.rank] if len(ranks) == ctx.world_size else ckpt["rng"], run.train_loader)
+    if ctx.is_main:
+        truncate_metrics(folder.path, ckpt["epoch"])
+    say(f"resuming {folder.path} after epoch {ckpt['epoch']}")
+    return info, ckpt["epoch"] + 1
+
+
+def _start(cfg: Config, folder: RunFolder, ctx: DistContext, run: _Run, say, *, clear: bool, quiet) -> dict:
+    """A fresh start: per-rank seeds, the folder's first files (after --overwrite's deletions), the teacher's
+    top-1 (its evaluation draws nothing from the training RNG streams); the info dict."""
+    torch.manual_seed(cfg.train.seed + ctx.rank)  # per-rank augmentation streams (rank 0: the seed)
+    if clear:  # named even with quiet=True (not in notebooks): files are deleted
+        folder.clear(Printer(None if quiet else quiet))
+    identity = teacher_identity(run.teacher_file) if run.teacher_file is not None and ctx.is_main else None
+    folder.start(cfg, records={TEACHER_RECORD: identity})
+    info = dict(_NEW_INFO)
+    if run.teacher is not None:
+        rng = rng_state()
+        info["teacher_top1"] = evaluate(run.teacher, run.val_loader, **run.eval_kw)["top1"]
+        set_rng_state(rng)
+        say(f"teacher {cfg.model.teacher}: val top-1 {info['teacher_top1']:.2f}")
+    return info
+
+
+def _epoch_trainer(cfg: Config, ctx: DistContext, run: _Run, quiet) -> Callable[[int, float], dict]:
+    """`train(epoch, lr)`: one epoch at `lr`, on the standard path (DDP-wrapped / compiled student) or the fast
+    one (train.fast); returns the epoch's train statistics."""
+    train_model, fast = _train_model(cfg, ctx, run.student, run.teacher, run.loss_fn, run.optimizer, run.loss_scale)
+    teacher = run.teacher
+    if cfg.train.compile and fast is None and teacher is not None:
+        teacher = torch.compile(teacher)
+    progress_on = progress_enabled(quiet)
+
+    def train(epoch: int, lr: float) -> dict:
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        _set_epoch(run.train_loader, epoch)
+        if fast is not None:
+            return fast.train_epoch(run.train_loader, epoch=epoch, lr=lr, show_progress=progress_on)
+        return train_one_epoch(train_model, run.train_loader, run.loss_fn, run.optimizer, epoch=epoch,
+                               teacher=teacher, device=ctx.device, amp=cfg.train.amp, scaler=run.scaler,
+                               channels_last=cfg.train.channels_last, loss_scale=run.loss_scale,
+                               log_every=cfg.train.log_every, show_progress=progress_on, ctx=ctx)
+
+    return train
 
 
 # ----------------------------------------------------------------------------------------------------------
