@@ -162,6 +162,7 @@ def load_run(run_dir: str | Path) -> Run:
     config = _read_config(run_dir)
     fix = f"delete it and resume the run (--resume) to write it again; {_FIX_SKIPPED}"
     summary = read_json(run_dir / "summary.json", fix=fix) if (run_dir / "summary.json").exists() else None
+    summary = current_names(summary) if summary is not None else None  # older runs' best_acc: best_top1
     failure = read_json(run_dir / "failed.json", fix=fix) if (run_dir / "failed.json").exists() else None
     method = str(find_key(config, ("method",)) or VANILLA)
     teacher = find_key(config, ("model.teacher", "teacher"), nested=False)

@@ -37,6 +37,7 @@ def test_results_read_an_old_style_summary(tmp_path):
                                                       "epochs": 2, "seed": 0}))
     run = load_run(run_dir)
     assert run.finished and (run.best_top1, run.last_top1) == (31.5, 21.5)
+    assert (run.summary["best_top1"], run.summary["last_top1"]) == (31.5, 21.5)  # the summary under today's names
 
 
 class _Stop(RuntimeError):
