@@ -3,7 +3,7 @@
 - `best.pt` holds the weights of the best validation epoch, also when a later epoch is worse;
 - the lr the optimizer holds during each epoch's steps is the schedule's lr of that epoch;
 - `evaluate` runs in eval mode and leaves BatchNorm statistics untouched;
-- top-1 / top-5 against a hand count on crafted logits;
+- top-1 / top-5 against a hand count on crafted logits; `reduce`, amp and channels_last of the one `evaluate`;
 - the fast path honours the legacy double weight (`loss_scale`).
 Each property holds on any CPU, thread count and with oneDNN off: no trained number is pinned, and
 compared computations are the same arithmetic (or differ by an exact power-of-two scale).
@@ -20,6 +20,7 @@ from torch import nn
 
 from ldrld_mini.losses import build_loss
 from ldrld_mini.models import evaluate as models_evaluate
+from ldrld_mini.models.evaluate import topk_correct
 from ldrld_mini.recipes import load_config
 from ldrld_mini.rounding import set_threads
 from ldrld_mini.train import fit
@@ -175,14 +176,59 @@ def test_loop_top1_top5_equal_a_hand_count():
     logits = _ranked_logits(ranks, classes=10)
     labels = torch.zeros(len(ranks), dtype=torch.long)
     assert (logits.argsort(dim=1, descending=True) == 0).float().argmax(dim=1).add(1).tolist() == ranks
-    top1, top5 = loop_module._topk_correct(logits, labels)
+    top1, top5 = topk_correct(logits, labels)
     assert (int(top1), int(top5)) == (2, 5)
     loader = [(logits[:5], labels[:5]), (logits[5:], labels[5:])]
     result = loop_module.evaluate(nn.Identity(), loader)
     assert result["top1"] == pytest.approx(100 * 2 / 8) and result["top5"] == pytest.approx(100 * 5 / 8)
     assert result["loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)
     few = _ranked_logits([1, 3, 4], classes=4)  # fewer than 5 classes: top-5 is every row
-    assert [int(c) for c in loop_module._topk_correct(few, torch.zeros(3, dtype=torch.long))] == [1, 3]
+    assert [int(c) for c in topk_correct(few, torch.zeros(3, dtype=torch.long))] == [1, 3]
+    assert [int(c) for c in topk_correct(logits, labels, ks=(1, 2, 3))] == [2, 3, 4]
+
+
+def test_one_evaluate_behind_every_entry_point():
+    # the engine's evaluate, the CLI's and the models' are one implementation: the same numbers, bit for bit
+    model, data = bn_net(), batches()
+    engine = loop_module.evaluate(model, data)
+    assert models_evaluate(model, data, "cpu", progress=False) == engine
+    assert models_evaluate(model, data, "cpu", progress=False, channels_last=False, amp="none") == engine
+
+
+def test_evaluate_reduce_adds_the_sums_of_other_processes():
+    # a second process's sums come in through `reduce`: the result is the pass over both processes' data
+    model, data = bn_net(), batches()
+    first, second = data[:1], data[1:]
+    other = {}
+
+    def remember(sums):
+        other.update(sums)
+        return sums
+
+    models_evaluate(model, second, progress=False, reduce=remember)
+    assert set(other) == {"loss", "c1", "c5", "n"}
+    both = models_evaluate(model, first, progress=False, reduce=lambda sums: {k: v + other[k] for k, v in sums.items()})
+    whole = models_evaluate(model, data, progress=False)
+    assert both["n"] == whole["n"] == 16
+    assert both["top1"] == whole["top1"] and both["top5"] == whole["top5"]
+    assert both["loss"] == pytest.approx(whole["loss"], rel=1e-12)
+
+
+def test_evaluate_channels_last_and_amp_and_bad_input():
+    model, data = bn_net(), batches()
+    plain = models_evaluate(model, data, progress=False)
+    assert models_evaluate(model, data, channels_last=True, progress=False)["loss"] == pytest.approx(plain["loss"],
+                                                                                                      rel=1e-5)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+    low = models_evaluate(model, data, amp="bf16", progress=False)
+    hook.remove()
+    assert seen and all(seen)  # the model ran under autocast
+    assert low["n"] == 16 and low["loss"] == pytest.approx(plain["loss"], rel=0.05)
+    with pytest.raises(ValueError, match="amp='fp8'"):
+        models_evaluate(model, data, amp="fp8", progress=False)
+    with pytest.raises(ValueError, match="no samples"):
+        models_evaluate(model, [], progress=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

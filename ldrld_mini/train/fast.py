@@ -38,6 +38,7 @@ from ..losses.kd import kd_divergence
 from ..losses.ldrld import LDRLDParts, ldrld_terms_einops
 from ..losses.ldrld_fused import ldrld_parts_fused
 from ..losses.weights import check_k
+from ..models.evaluate import topk_correct
 from .logging import progress
 
 __all__ = ["FastDistiller", "FastLoss", "FAST_OVERRIDES", "resolve_amp", "resolve_graphs", "graph_safe_sgd"]
@@ -290,7 +291,7 @@ class FastDistiller:
         if self._sums is None:
             self._sums, self._fields = torch.zeros_like(values), parts._fields
         self._sums.add_(values * labels.shape[0])
-        self._correct.add_((logits_s.detach().argmax(dim=1) == labels).sum())
+        self._correct.add_(topk_correct(logits_s.detach(), labels, ks=(1,))[0])
 
     def _eager_step(self, images: Tensor, labels: Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)

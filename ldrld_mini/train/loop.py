@@ -1,51 +1,25 @@
 """One epoch of distillation and one evaluation pass (AMP, channels_last, DDP-aware metric sums)."""
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..models.evaluate import AMP_DTYPES, autocast, to_device, topk_correct
+from ..models.evaluate import evaluate as evaluate_model
 from .distributed import DistContext, reduce_sums
 from .logging import progress
 
 __all__ = ["train_one_epoch", "evaluate", "autocast", "make_scaler", "to_device", "AMP_DTYPES"]
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SINGLE = DistContext()
-
-
-def autocast(device: torch.device, amp: str):
-    """`torch.autocast` for `amp` in {bf16, fp16}; a null context for `none`."""
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"amp={amp!r} is not supported; use one of {list(AMP_DTYPES)}.")
-    if AMP_DTYPES[amp] is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
 def make_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
     """A GradScaler, enabled only for fp16 (bf16 and fp32 need no loss scaling)."""
     return torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
-
-
-def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device, channels_last: bool = False):
-    """Move a batch to `device` (non-blocking), images optionally in channels_last memory format."""
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels.to(device, non_blocking=True)
-
-
-def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[torch.Tensor]:
-    """Number of rows whose label is among the top-k logits, for each k (k clipped to C); (B, C) -> scalars."""
-    maxk = min(max(ks), logits.shape[1])
-    top = logits.topk(maxk, dim=1).indices  # (B, maxk)
-    hits = top.eq(labels[:, None])  # (B, maxk)
-    return [hits[:, :min(k, maxk)].any(dim=1).sum() for k in ks]
 
 
 def train_one_epoch(
@@ -96,7 +70,7 @@ def train_one_epoch(
         n = labels.shape[0]
         for name, value in parts._asdict().items():
             sums[name] = sums.get(name, 0.0) + value.detach().float() * n
-        correct += (logits_s.detach().argmax(dim=1) == labels).sum()
+        correct += topk_correct(logits_s.detach(), labels, ks=(1,))[0]
         seen += n
         if show_progress and ctx.is_main and hasattr(bar, "set_postfix") and step % log_every == 0:
             bar.set_postfix(loss=f"{parts.total.item():.3f}", refresh=False)
@@ -111,7 +85,6 @@ def train_one_epoch(
     return out
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: Iterable,
@@ -122,30 +95,10 @@ def evaluate(
     ctx: DistContext = SINGLE,
     show_progress: bool = False,
 ) -> dict:
-    """Top-1 / top-5 accuracy (%) and mean cross-entropy of `model` on `loader` (eval mode, no grad)."""
+    """The engine's call of `models.evaluate`: sums added over the DDP ranks of `ctx`, a bar on rank 0 only."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    c1 = torch.zeros((), device=device)
-    c5 = torch.zeros((), device=device)
-    seen = 0
-    for images, labels in progress(loader, enabled=show_progress and ctx.is_main, total=_len(loader), desc="eval"):
-        images, labels = to_device(images, labels, device, channels_last)
-        with autocast(device, amp):
-            logits = model(images)
-        logits = logits.float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
-        top1, top5 = _topk_correct(logits, labels)
-        c1 += top1
-        c5 += top5
-        seen += labels.shape[0]
-    model.train(was_training)
-    totals = reduce_sums({"loss": float(loss_sum), "c1": float(c1), "c5": float(c5), "n": float(seen)},
-                         ctx, device)
-    n = max(totals["n"], 1.0)
-    return {"top1": 100.0 * totals["c1"] / n, "top5": 100.0 * totals["c5"] / n,
-            "loss": totals["loss"] / n, "n": int(totals["n"])}
+    return evaluate_model(model, loader, device, amp=amp, channels_last=channels_last,
+                          progress=show_progress and ctx.is_main, reduce=lambda sums: reduce_sums(sums, ctx, device))
 
 
 def _len(loader) -> int | None:
