@@ -405,62 +405,11 @@ def cmd_results(args: argparse.Namespace) -> int:
                              "(e.g. in your home folder).") from None
         print(f"\nwritten to {args.output}")
     if args.plot:
-        _save_curves_plot(args.runs_dir, Path(args.plot))
+        import matplotlib
+        matplotlib.use("Agg")
+        from ldrld_mini.results import save_curves_plot
+        print(f"plot written to {save_curves_plot(args.runs_dir, args.plot)}")
     return 0
-
-
-def _save_curves_plot(runs_dir: str | Path, path: Path) -> None:
-    """One PNG of val top-1 curves (mean over seeds), one line per dataset / pair / method."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ldrld_mini.results import group_curves, scan_runs
-
-    curves = group_curves(scan_runs(runs_dir).runs)  # the table's rows: settings that differ stay apart
-    fig = _curves_figure(curves, title=f"val top-1, {runs_dir}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legends sit right of the axes
-    plt.close(fig)
-    print(f"plot written to {path}")
-
-
-def _curves_figure(curves: dict, *, title: str):
-    """One axis per dataset (a label's first word), stacked; every curve with markers (a one-epoch run is a
-    dot), a distinct (colour, line style) for up to 20 × 4 curves per axis, integer epoch ticks, and each
-    axis's legend outside it, on the right."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    by_dataset: dict[str, dict] = {}
-    for label, curve in curves.items():
-        by_dataset.setdefault(str(label).split(" ", 1)[0], {})[label] = curve
-    n = max(len(by_dataset), 1)
-    fig, axes = plt.subplots(n, 1, figsize=(7.0, 3.6 * n), squeeze=False)
-    colors = plt.get_cmap("tab20").colors
-    styles = ("-", "--", "-.", ":")
-    for ax, (dataset, group) in zip(axes[:, 0], sorted(by_dataset.items())):
-        for i, (label, curve) in enumerate(group.items()):
-            color, style = colors[i % len(colors)], styles[(i // len(colors)) % len(styles)]
-            ax.plot(curve.epochs, curve.mean, linestyle=style, marker="o", markersize=3.5, color=color,
-                    label=str(label), linewidth=1.4)
-            if getattr(curve, "num_runs", 1) > 1:
-                low = [m - s for m, s in zip(curve.mean, curve.std)]
-                high = [m + s for m, s in zip(curve.mean, curve.std)]
-                ax.fill_between(curve.epochs, low, high, color=color, alpha=0.15, linewidth=0)
-        epochs = sorted({e for curve in group.values() for e in curve.epochs})
-        if epochs and epochs[-1] - epochs[0] < 3:  # a few epochs: a tick at each, half an epoch of margin
-            ax.set_xticks(epochs)
-            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
-        else:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("val top-1 (%)")
-        ax.set_title(f"{title}: {dataset}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .runfolder import RUN_FILES, RunFileError, current_names, read_json, read_j
 __all__ = [
     "Run", "Group", "Scan", "load_run", "load_runs", "scan_runs", "group_runs", "results_table",
     "unfinished_table", "failed_table", "format_results", "epoch_curves", "group_curves", "mean_std",
-    "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS", "t_quantile", "mean_interval",
+    "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS", "t_quantile", "mean_interval", "save_curves_plot",
 ]
 
 GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
@@ -528,3 +528,17 @@ def epoch_curves(runs: Iterable[Run], *, by: Callable[[Run], str] = lambda r: r.
         stats = [mean_std([c[e] for c in per_run]) for e in common]
         curves[label] = Curve(common, [m for m, _ in stats], [s for _, s in stats], len(members))
     return curves
+
+
+def save_curves_plot(runs_dir: str | Path, path: str | Path) -> Path:
+    """`ldrld-mini results --plot`: one PNG of val top-1 curves (mean ± std over seeds), one line per table row."""
+    import matplotlib.pyplot as plt
+
+    from ldrld_mini.viz import plot_group_curves
+
+    path = Path(path)
+    fig = plot_group_curves(group_curves(scan_runs(runs_dir).runs), title=f"val top-1, {runs_dir}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legends sit right of the axes
+    plt.close(fig)
+    return path

@@ -248,15 +248,15 @@ def test_results_plot_one_axis_per_dataset_markers_distinct_styles_integer_ticks
     import matplotlib
     matplotlib.use("Agg")
 
-    from ldrld_mini.cli import _curves_figure
     from ldrld_mini.results import group_curves, scan_runs
+    from ldrld_mini.viz import plot_group_curves
     from test_results import write_run
 
     runs = tmp_path / "runs"
     for i in range(12):
         write_run(runs / f"c{i}", seed=0, curve=(40.0 + i,), overrides=[f"optim.lr={0.01 * (i + 1)}"])
     write_run(runs / "s", dataset="synthetic", teacher="resnet20", student="resnet8", curve=(10.0, 20.0, 30.0))
-    fig = _curves_figure(group_curves(scan_runs(runs).runs), title="t")
+    fig = plot_group_curves(group_curves(scan_runs(runs).runs), title="t")
     assert len(fig.axes) == 2
     cifar = next(ax for ax in fig.axes if "cifar100" in ax.get_title())
     lines = cifar.get_lines()
@@ -268,6 +268,7 @@ def test_results_plot_one_axis_per_dataset_markers_distinct_styles_integer_ticks
     assert cifar.get_legend().get_window_extent(renderer).x0 >= cifar.get_window_extent(renderer).x1
     code, out, err = run_main(capsys, "results", str(runs), "--plot", str(tmp_path / "c.png"))
     assert code == 0 and (tmp_path / "c.png").stat().st_size > 0, err
+    assert f"plot written to {tmp_path / 'c.png'}" in out
 
 
 def test_frictions_pairs_filter_and_short_schedule_warning(capsys, tmp_path):

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-__all__ = ["plot_training_curves", "plot_run_curves", "plot_method_bars"]
+__all__ = ["plot_training_curves", "plot_run_curves", "plot_method_bars", "plot_group_curves"]
 
 # training curves -------------------------------------------------------------------------------
 
@@ -46,6 +46,43 @@ def plot_training_curves(curves: Mapping[str, object], *, title: str = "validati
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(loc="lower right")
+    return fig
+
+
+def plot_group_curves(curves: Mapping[str, object], *, title: str) -> Figure:
+    """`ldrld-mini results --plot`: one axis per dataset (a label's first word), stacked; every curve with markers
+    (a one-epoch run is a dot), a distinct (colour, line style) for up to 20 x 4 curves per axis, integer epoch
+    ticks, and each axis's legend outside it, on the right (save with bbox_inches="tight")."""
+    from matplotlib.ticker import MaxNLocator
+
+    by_dataset: dict[str, dict] = {}
+    for label, curve in curves.items():
+        by_dataset.setdefault(str(label).split(" ", 1)[0], {})[label] = curve
+    n = max(len(by_dataset), 1)
+    fig, axes = plt.subplots(n, 1, figsize=(7.0, 3.6 * n), squeeze=False)
+    colors = plt.get_cmap("tab20").colors
+    styles = ("-", "--", "-.", ":")
+    for ax, (dataset, group) in zip(axes[:, 0], sorted(by_dataset.items())):
+        for i, (label, curve) in enumerate(group.items()):
+            color, style = colors[i % len(colors)], styles[(i // len(colors)) % len(styles)]
+            ax.plot(curve.epochs, curve.mean, linestyle=style, marker="o", markersize=3.5, color=color,
+                    label=str(label), linewidth=1.4)
+            if getattr(curve, "num_runs", 1) > 1:
+                low = [m - s for m, s in zip(curve.mean, curve.std)]
+                high = [m + s for m, s in zip(curve.mean, curve.std)]
+                ax.fill_between(curve.epochs, low, high, color=color, alpha=0.15, linewidth=0)
+        epochs = sorted({e for curve in group.values() for e in curve.epochs})
+        if epochs and epochs[-1] - epochs[0] < 3:  # a few epochs: a tick at each, half an epoch of margin
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val top-1 (%)")
+        ax.set_title(f"{title}: {dataset}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
+    fig.tight_layout()
     return fig
 
 
