@@ -339,3 +339,12 @@ def test_an_edit_to_a_named_piece_trains_only_with_the_einops_impl(monkeypatch, 
     monkeypatch.setattr(readable, "pairwise_kl", lambda *a, **o: 2 * real(*a, **o))  # a learner's edit
     after = build_loss("ldrld", k=5, impl=impl)(student, teacher, target)
     assert torch.equal(after.total, before.total) is not edit_reaches_the_loss
+
+
+@pytest.mark.parametrize("make", [lambda: ldrld_loss(*make_logits(2, 10, 3.0, seed=61), torch.arange(2), impl="fast"),
+                                  lambda: build_loss("ldrld", impl="fast")], ids=["ldrld_loss", "build_loss"])
+def test_the_old_impl_name_fast_says_its_new_name(make):
+    """`impl="fast"` became `"fused"` ("fast" names only the training path): the error says so."""
+    with pytest.raises(ValueError, match=r"impl must be one of \('fused', 'einops'\), got 'fast' \('fast' is now called "
+                                         r"'fused'\)"):
+        make()
