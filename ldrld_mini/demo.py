@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldrld_mini.results import Curve, mean_std
+from ldrld_mini.results import mean_curve, mean_std, read_curve
 
 __all__ = ["DemoSettings", "DEMO", "QUICK", "METHODS", "TEACHER_FILE", "run_demo", "demo_configs", "summarise",
            "format_demo_table", "format_comparisons", "comparisons", "read_curve", "load_trained", "val_logits",
@@ -125,27 +125,18 @@ def demo_configs(settings: DemoSettings, seed: int, teacher_checkpoint: str | Pa
 
 
 def _cached(config, run_dir: Path) -> bool:
-    """True when `run_dir` holds a finished run of the same config (runtime-only keys aside)."""
+    """True when `run_dir` holds a finished run (`results.load_run`) of the same config (runtime-only keys aside)."""
     from ldrld_mini.recipes import Config
     from ldrld_mini.recipes.config import RUNTIME_KEYS
+    from ldrld_mini.results import load_run
     from ldrld_mini.train.checks import config_diff
 
-    if not (run_dir / "summary.json").is_file() or not (run_dir / "config.yaml").is_file():
-        return False
     try:
-        saved = Config.load_yaml(run_dir / "config.yaml").to_dict()
-        status = json.loads((run_dir / "summary.json").read_text()).get("status", "finished")
-    except (OSError, ValueError):
-        return False  # unreadable: train it again
-    return status == "finished" and not [k for k in config_diff(saved, config.to_dict()) if k not in RUNTIME_KEYS]
-
-
-def read_curve(run_dir: str | Path) -> tuple[list[int], list[float]]:
-    """(epochs, val top-1 %) of a run folder's metrics.jsonl (records without val_top1 and a torn last line skipped)."""
-    from ldrld_mini.train.logging import read_metrics
-
-    records = [r for r in read_metrics(run_dir) if "val_top1" in r]
-    return [int(r["epoch"]) for r in records], [float(r["val_top1"]) for r in records]
+        run = load_run(run_dir)
+        saved = Config.from_dict(run.config).to_dict()
+    except (OSError, ValueError):  # missing or unreadable (RunFileError is a ValueError): train it again
+        return False
+    return run.finished and not [k for k in config_diff(saved, config.to_dict()) if k not in RUNTIME_KEYS]
 
 
 # ---------------------------------------------------------------- statistics over seeds
@@ -335,21 +326,13 @@ def _fit_timed(config, run_dir: Path, *, overwrite: bool, quiet: bool) -> tuple[
     return summary, time.perf_counter() - start
 
 
-def _mean_band(curves: list[tuple[list[int], list[float]]]) -> Curve:
-    """Mean and std over runs of (epochs, values) curves, on the epochs every run has."""
-    common = sorted(set.intersection(*(set(e) for e, _ in curves)))
-    per_run = [dict(zip(e, v)) for e, v in curves]
-    stats = [mean_std([c[k] for c in per_run]) for k in common]
-    return Curve(common, [m for m, _ in stats], [s for _, s in stats], len(curves))
-
-
 def _save_plot(out_dir: Path, curves: dict, title: str, num_classes: int, teacher_top1: float | None) -> Path:
     """`curves.png`: val top-1 per epoch, mean and ± std band over the seeds, the teacher's level dashed."""
     import matplotlib.pyplot as plt
 
     from ldrld_mini.viz import plot_training_curves
 
-    bands = {m: _mean_band(curves[m]) for m in ("teacher", *METHODS) if curves.get(m) and all(e for e, _ in curves[m])}
+    bands = {m: mean_curve(curves[m]) for m in ("teacher", *METHODS) if curves.get(m) and all(e for e, _ in curves[m])}
     levels = {"chance": 100.0 / num_classes}
     if teacher_top1 is not None and "teacher" not in bands:
         levels["teacher"] = teacher_top1

@@ -23,6 +23,7 @@ __all__ = [
     "Run", "Group", "Scan", "load_run", "load_runs", "scan_runs", "group_runs", "results_table",
     "unfinished_table", "failed_table", "format_results", "epoch_curves", "group_curves", "mean_std",
     "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS", "t_quantile", "mean_interval", "save_curves_plot",
+    "Curve", "curve_of", "read_curve", "mean_curve",
 ]
 
 GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
@@ -83,13 +84,7 @@ class Run:
     @property
     def curve(self) -> tuple[list[int], list[float]]:
         """(epochs, val top-1 per epoch) read from `metrics.jsonl`."""
-        epochs, values = [], []
-        for i, row in enumerate(self.metrics):
-            value = find_key(row, VAL_TOP1_KEYS, nested=False)
-            if value is not None:
-                epochs.append(int(row.get("epoch", i + 1)))
-                values.append(float(value))
-        return epochs, values
+        return curve_of(self.metrics)
 
     @property
     def best_top1(self) -> float | None:
@@ -108,6 +103,22 @@ class Run:
             return float(value)
         values = self.curve[1]
         return values[-1] if values else None
+
+
+def curve_of(metrics: Iterable[dict[str, Any]]) -> tuple[list[int], list[float]]:
+    """(epochs, val top-1 per epoch) of metrics records; records without a val top-1 are skipped."""
+    epochs, values = [], []
+    for i, row in enumerate(metrics):
+        value = find_key(row, VAL_TOP1_KEYS, nested=False)
+        if value is not None:
+            epochs.append(int(row.get("epoch", i + 1)))
+            values.append(float(value))
+    return epochs, values
+
+
+def read_curve(run_dir: str | Path) -> tuple[list[int], list[float]]:
+    """(epochs, val top-1 %) of a run folder's metrics.jsonl alone (a torn last line skipped; no config needed)."""
+    return curve_of(_read_metrics(Path(run_dir) / "metrics.jsonl"))
 
 
 def find_key(mapping: dict[str, Any], names: Iterable[str], *, nested: bool = True) -> Any:
@@ -521,13 +532,15 @@ def epoch_curves(runs: Iterable[Run], *, by: Callable[[Run], str] = lambda r: r.
     for run in runs:
         if run.finished or include_unfinished:
             buckets.setdefault(by(run), []).append(run)
-    curves = {}
-    for label, members in buckets.items():
-        per_run = [dict(zip(*r.curve)) for r in members]
-        common = sorted(set.intersection(*(set(c) for c in per_run))) if per_run else []
-        stats = [mean_std([c[e] for c in per_run]) for e in common]
-        curves[label] = Curve(common, [m for m, _ in stats], [s for _, s in stats], len(members))
-    return curves
+    return {label: mean_curve([r.curve for r in members]) for label, members in buckets.items()}
+
+
+def mean_curve(curves: list[tuple[list[int], list[float]]]) -> Curve:
+    """Mean and std over runs of (epochs, values) curves, on the epochs every run has."""
+    per_run = [dict(zip(epochs, values)) for epochs, values in curves]
+    common = sorted(set.intersection(*(set(c) for c in per_run))) if per_run else []
+    stats = [mean_std([c[e] for c in per_run]) for e in common]
+    return Curve(common, [m for m, _ in stats], [s for _, s in stats], len(curves))
 
 
 def save_curves_plot(runs_dir: str | Path, path: str | Path) -> Path:
