@@ -382,6 +382,7 @@ def current_names(record: dict) -> dict:
     the new one is there too. best.pt keeps `best_acc` beside `accuracy`: the CRD checkpoint layout."""
     return {RENAMED.get(k, k): v for k, v in record.items() if not (k in RENAMED and RENAMED[k] in record)}
 
+
 LAST_KEYS = ("model", "optimizer", "scaler", "epoch")  # what every last.pt holds (besides RNG states, best, ...)
 _LAST_FIX = "restore last.pt from a backup, or pass --overwrite (overwrite=True) to start the run again"
 _SUMMARY_FIX = "delete it and resume (--resume): the run's last.pt rewrites it without training again"
