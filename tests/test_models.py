@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import fractions
 import functools
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -257,11 +259,22 @@ def test_non_strict_loads_what_fits(trained_resnet8, tmp_path):
 
 
 def test_pickled_objects_need_an_explicit_opt_in(trained_resnet8, tmp_path):
-    path = tmp_path / "with_args.pth"
-    torch.save({"model": trained_resnet8.state_dict(), "opt": argparse.Namespace(lr=0.05), "epoch": 1}, path)
-    with pytest.raises(UntrustedCheckpointError, match=r"argparse\.Namespace.*trust_pickle=True"):
+    path = tmp_path / "with_object.pth"
+    torch.save({"model": trained_resnet8.state_dict(), "lr": fractions.Fraction(1, 20), "epoch": 1}, path)
+    with pytest.raises(UntrustedCheckpointError, match=r"fractions\.Fraction.*trust_pickle=True"):
         load_checkpoint(build_model("resnet8", num_classes=10), path)
     assert load_checkpoint(build_model("resnet8", num_classes=10), path, trust_pickle=True) == {"epoch": 1}
+
+
+def test_crd_training_options_and_numpy_numbers_load_without_trust(trained_resnet8, tmp_path):
+    """The one allow-list (checkpoints.allowed_globals): what CRD-style files keep besides tensors is read
+    weights-only everywhere, as the teacher download's check reads it."""
+    path = tmp_path / "crd_style.pth"
+    torch.save({"model": trained_resnet8.state_dict(), "opt": argparse.Namespace(lr=0.05),
+                "accuracy": np.float64(71.5), "epoch": 1}, path)
+    model = build_model("resnet8", num_classes=10)
+    assert load_checkpoint(model, path) == {"accuracy": 71.5, "epoch": 1}
+    torch.testing.assert_close(model.conv1.weight, trained_resnet8.conv1.weight)
 
 
 def test_missing_or_broken_files(tmp_path):

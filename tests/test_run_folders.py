@@ -3,7 +3,7 @@ run files, corrupt vs untrusted checkpoints, full / read-only disks, clear error
 
 Faults are made in temporary folders on tiny runs of the built-in synthetic data (a second or two each).
 """
-import argparse
+import fractions
 import errno
 import json
 import os
@@ -287,15 +287,15 @@ def test_corrupt_checkpoint_is_not_called_untrusted(capsys, tmp_path):
 
 
 def test_untrusted_checkpoint_gets_the_flag(capsys, tmp_path):
-    path = _saved_resnet8(tmp_path / "args.pth", {"opt": argparse.Namespace(lr=0.05)})
+    path = _saved_resnet8(tmp_path / "object.pth", {"lr": fractions.Fraction(1, 20)})  # not on the allow-list
     code, _, err = cli(capsys, *EVAL, "--checkpoint", path)
-    assert_clean_error(code, err, "argparse.Namespace", "pass --trust-pickle")
+    assert_clean_error(code, err, "fractions.Fraction", "pass --trust-pickle")
     code, out, err = cli(capsys, *EVAL, "--checkpoint", path, "--trust-pickle")
     assert code == 0, err
 
 
 def test_distill_has_trust_pickle_for_teachers(capsys, tmp_path):
-    teacher = _saved_resnet8(tmp_path / "teacher.pth", {"opt": argparse.Namespace(lr=0.05)})
+    teacher = _saved_resnet8(tmp_path / "teacher.pth", {"lr": fractions.Fraction(1, 20)})
     code, _, err = cli(capsys, *distill_argv(tmp_path / "run", teacher))
     assert_clean_error(code, err, "pass --trust-pickle")
     code, _, err = cli(capsys, *distill_argv(tmp_path / "run", teacher, "--trust-pickle", "--overwrite"))

@@ -6,6 +6,8 @@ distiller checkpoints whose keys start with `module.student.` (the teacher's key
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import pickle
 import pickletools
 import re
@@ -37,6 +39,14 @@ class CorruptCheckpointError(CheckpointError):
     """The file is damaged or no checkpoint at all (empty, truncated, random bytes): no trust setting helps."""
 
 
+class KeyMismatchError(CheckpointError):
+    """The checkpoint's keys or shapes do not fit the model (strict loading); `diff` says which."""
+
+    def __init__(self, message: str, diff: "LayoutDiff"):
+        super().__init__(message)
+        self.diff = diff
+
+
 @dataclass
 class LayoutDiff:
     """Keys of the model missing from the checkpoint, unexpected keys, and keys whose shapes differ."""
@@ -48,6 +58,46 @@ class LayoutDiff:
     @property
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.wrong_shape)
+
+    def kinds(self) -> list[str]:
+        """One phrase per kind of mismatch, e.g. 'missing from the checkpoint (3): a, b, c' (first SHOW keys)."""
+
+        def listing(items: list[str]) -> str:
+            more = f", ... ({len(items) - SHOW} more)" if len(items) > SHOW else ""
+            return ", ".join(items[:SHOW]) + more
+
+        phrases = []
+        if self.missing:
+            phrases.append(f"missing from the checkpoint ({len(self.missing)}): {listing(self.missing)}")
+        if self.unexpected:
+            phrases.append(f"unexpected in the checkpoint ({len(self.unexpected)}): {listing(self.unexpected)}")
+        if self.wrong_shape:
+            shapes = [f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.wrong_shape]
+            phrases.append(f"wrong shape ({len(self.wrong_shape)}): {listing(shapes)}")
+        return phrases
+
+
+def summarise_error(err: CheckpointError) -> str:
+    """A checkpoint error on one line: the key differences of a KeyMismatchError, else its first line."""
+    return "; ".join(err.diff.kinds()) if isinstance(err, KeyMismatchError) else _first_line(err)
+
+
+@contextlib.contextmanager
+def allowed_globals():
+    """The one allow-list of a weights-only read (`read_checkpoint`, used for teachers, `eval` and the download
+    check alike): besides tensors, torch.load(weights_only=True) may build the training options CRD-style
+    checkpoints keep (argparse.Namespace) and numpy numbers (by their numpy 1 and numpy 2 names). No function
+    is allowed, so reading stays free of arbitrary code; anything else needs trust_pickle=True."""
+    import numpy as np
+
+    allow = getattr(torch.serialization, "safe_globals", None)
+    if allow is None:  # an older torch: the file is read with the plain weights_only rules
+        yield
+        return
+    scalar = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor
+    dtypes = {type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32")}
+    with allow([argparse.Namespace, scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]):
+        yield
 
 
 def checkpoint_damage(path: str | Path) -> str | None:
@@ -153,7 +203,8 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False, map_locatio
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (looked in {str(path.resolve())!r})")
     try:
-        return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
+        with allowed_globals():
+            return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds; _load_error sorts them out
         raise _load_error(path, err, trust_pickle) from err
 
@@ -212,19 +263,8 @@ def diff_layouts(model_state: Mapping[str, Tensor], state_dict: Mapping[str, Ten
 
 def describe_diff(diff: LayoutDiff, path: str | Path, model: nn.Module) -> str:
     """Readable message: first SHOW keys of each kind, with counts."""
-
-    def listing(items: list[str]) -> str:
-        more = f", ... ({len(items) - SHOW} more)" if len(items) > SHOW else ""
-        return ", ".join(items[:SHOW]) + more
-
     lines = [f"checkpoint {str(path)!r} does not fit {type(model).__name__}:"]
-    if diff.missing:
-        lines.append(f"  missing from the checkpoint ({len(diff.missing)}): {listing(diff.missing)}")
-    if diff.unexpected:
-        lines.append(f"  unexpected in the checkpoint ({len(diff.unexpected)}): {listing(diff.unexpected)}")
-    if diff.wrong_shape:
-        shapes = [f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in diff.wrong_shape]
-        lines.append(f"  wrong shape ({len(diff.wrong_shape)}): {listing(shapes)}")
+    lines += [f"  {phrase}" for phrase in diff.kinds()]
     lines.append("Check the model name and num_classes (see list_models()); strict=False loads only the "
                  "tensors that fit.")
     return "\n".join(lines)
@@ -251,7 +291,7 @@ def load_read_checkpoint(model: nn.Module, raw, path: str | Path, *, strict: boo
     diff = diff_layouts(model_state, state_dict)
     if not diff.ok:
         if strict:
-            raise CheckpointError(describe_diff(diff, path, target))
+            raise KeyMismatchError(describe_diff(diff, path, target), diff)
         warnings.warn(describe_diff(diff, path, target), stacklevel=3)
         bad = {k for k, _, _ in diff.wrong_shape} | set(diff.unexpected)
         state_dict = {k: v for k, v in state_dict.items() if k not in bad}

@@ -10,8 +10,6 @@ mdistiller publishes no checksum for cifar_teachers.tar, so none is verified (an
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
 import numbers
 import os
@@ -184,24 +182,6 @@ def _unpack_checked(archive: Path, root: Path, wanted: list[str]) -> tuple[dict[
     return found, failures
 
 
-@contextlib.contextmanager
-def _crd_globals():
-    """Let torch.load(weights_only=True) build the few non-tensor objects CRD-style checkpoints hold: the
-    training options (argparse.Namespace) and numpy numbers (by their numpy 1 and numpy 2 names).
-    No function is allowed, so reading stays free of arbitrary code."""
-    import numpy as np
-    import torch
-
-    allow = getattr(torch.serialization, "safe_globals", None)
-    if allow is None:  # an older torch: the file is read with the plain weights_only rules
-        yield
-        return
-    scalar = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor
-    dtypes = {type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32")}
-    with allow([argparse.Namespace, scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]):
-        yield
-
-
 def stored_accuracy(checkpoint) -> tuple[str, float] | None:
     """(key, value) of the test top-1 a loaded checkpoint dict stores (first of ACCURACY_KEYS), else None.
 
@@ -226,7 +206,7 @@ def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = No
     Returns the stored accuracy; raises TeacherCheckError naming the file (`shown_as`, default the path),
     the key differences or both accuracies, and what to do.
     """
-    from .checkpoints import CheckpointError, load_read_checkpoint, read_checkpoint
+    from .checkpoints import CheckpointError, load_read_checkpoint, read_checkpoint, summarise_error
     from .registry import build_model
 
     info = _teacher(name)
@@ -236,12 +216,11 @@ def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = No
             f"at {info.relative_path} under the teachers folder by hand")
     model = build_model(name, num_classes=100)
     try:
-        with _crd_globals():
-            raw = read_checkpoint(path)
+        raw = read_checkpoint(path)
         load_read_checkpoint(model, raw, path)
     except CheckpointError as err:
         raise TeacherCheckError(f"teacher {name!r} in {shown} does not load strictly into {name}: "
-                                f"{_summarise(str(err))}. {todo}.") from None
+                                f"{summarise_error(err)}. {todo}.") from None
     stored = stored_accuracy(raw)
     if stored is None:
         keys = sorted(map(str, raw)) if isinstance(raw, dict) else "none (a bare state dict)"
@@ -254,13 +233,6 @@ def check_teacher_file(name: str, path: str | Path, *, shown_as: str | None = No
                                 f"top-1 of this teacher is {info.accuracy:.2f}: it is not the published "
                                 f"checkpoint. {todo}; `ldrld-mini eval` measures a file's top-1.")
     return value
-
-
-def _summarise(message: str) -> str:
-    """The key differences of a describe_diff message on one line (it already lists at most 10 keys a kind)."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    kinds = [line for line in lines if line.startswith(("missing", "unexpected", "wrong shape"))]
-    return "; ".join(kinds) if kinds else lines[0] if lines else message
 
 
 def format_teacher_table(root: str | Path | None = None) -> str:
