@@ -303,7 +303,8 @@ def _parse_options(items: Sequence[str], option: str) -> dict:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Top-1 / top-5 of a checkpoint on a dataset's validation split."""
+    """Top-1 / top-5 of a checkpoint on a dataset's validation split; a run folder's config.yaml supplies the
+    model, dataset, data options and root that are not given."""
     import torch
 
     from ldrld_mini.data import DATASETS, build_loaders
@@ -311,31 +312,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ldrld_mini.train import resolve_checkpoint
     from ldrld_mini.train.checks import check_device, check_model_name
 
-    if args.dataset not in DATASETS:
-        raise UsageError(f"--dataset {args.dataset!r} is not a known dataset; use one of {sorted(DATASETS)}.")
-    check_model_name(args.model, None, "--model")
+    if args.run_folder and args.checkpoint:
+        raise UsageError(f"RUN_FOLDER {args.run_folder!r} and --checkpoint {args.checkpoint!r} both name what to "
+                         "evaluate; give one of them.")
+    source = args.run_folder or args.checkpoint
+    if source is None:
+        raise UsageError(f"say what to evaluate: a run folder (`{PROG} eval runs/.../seed0`) or --checkpoint FILE "
+                         "with --model NAME.")
+    cfg = _run_config(Path(source))
+    model_name = args.model or (cfg.model.student if cfg else None)
+    if model_name is None:
+        raise UsageError(f"--model is required: {source!r} is not a run folder with a config.yaml, so nothing "
+                         "says which model it holds; pass e.g. --model resnet8x4.")
+    dataset = args.dataset or (cfg.dataset if cfg else "cifar100")
+    if dataset not in DATASETS:
+        raise UsageError(f"--dataset {dataset!r} is not a known dataset; use one of {sorted(DATASETS)}.")
+    check_model_name(model_name, None, "--model")
     device = check_device(args.device, "--device")
-    options = _parse_options(args.data_option, "--data-option")
-    checkpoint = resolve_checkpoint(args.checkpoint)
+    options = {**(cfg.data.options if cfg and dataset == cfg.dataset else {}),
+               **_parse_options(args.data_option, "--data-option")}
+    checkpoint = resolve_checkpoint(source)
     if not checkpoint.exists():
-        raise UsageError(f"--checkpoint {args.checkpoint!r} does not exist; pass a .pth/.pt file or a run folder.")
-    if Path(args.checkpoint).is_dir() and checkpoint.name == "last.pt":
-        print(f"note: {args.checkpoint} has no best.pt; evaluating its last.pt instead", flush=True)
-    data_classes = options.get("num_classes") or DATASETS[args.dataset].num_classes
+        raise UsageError(f"--checkpoint {source!r} does not exist; pass a .pth/.pt file or a run folder.")
+    if Path(source).is_dir() and checkpoint.name == "last.pt":
+        print(f"note: {source} has no best.pt; evaluating its last.pt instead", flush=True)
+    data_classes = options.get("num_classes") or DATASETS[dataset].num_classes
     num_classes = args.num_classes or data_classes
     if num_classes < data_classes:
-        raise UsageError(f"--num-classes {num_classes}: {args.dataset} has {data_classes} classes, and a model with "
+        raise UsageError(f"--num-classes {num_classes}: {dataset} has {data_classes} classes, and a model with "
                          f"fewer outputs cannot score its labels; pass --num-classes {data_classes} (or leave it out) "
                          "with a checkpoint trained on this dataset.")
-    model = build_model(args.model, num_classes=num_classes, dataset=args.dataset)
+    model = build_model(model_name, num_classes=num_classes, dataset=dataset)
     meta = load_checkpoint(model, checkpoint, strict=True, trust_pickle=args.trust_pickle)
-    root = args.data_root or _default_data_root(args.dataset)
-    _, val_loader = build_loaders(args.dataset, root, batch_size=args.batch_size, device=device, **options)
+    root = args.data_root or (cfg.data.root if cfg and dataset == cfg.dataset else None) or _default_data_root(dataset)
+    _, val_loader = build_loaders(dataset, root, batch_size=args.batch_size, device=device, **options)
     with torch.inference_mode():
         result = evaluate(model.to(device), val_loader, device, progress=None)
-    print(f"{args.model} on {args.dataset} val ({result['n']} images): top-1 {result['top1']:.2f}  "
+    print(f"{model_name} on {dataset} val ({result['n']} images): top-1 {result['top1']:.2f}  "
           f"top-5 {result['top5']:.2f}{_stored_accuracy(meta, checkpoint)}")
     return 0
+
+
+def _run_config(folder: Path):
+    """The resolved Config in a run folder's config.yaml; None when `folder` is not a folder holding one."""
+    from ldrld_mini.recipes.config import Config
+    from ldrld_mini.runfolder import RunFileError, read_yaml_dict
+
+    path = folder / "config.yaml"
+    if not (folder.is_dir() and path.is_file()):
+        return None
+    fix = "restore it, or pass --checkpoint FILE with --model and --dataset"
+    try:
+        return Config.from_dict(read_yaml_dict(path, fix=fix))
+    except (TypeError, ValueError) as err:
+        if isinstance(err, RunFileError):
+            raise
+        raise UsageError(f"{str(path)!r} is not a run config ({err}); {fix}.") from None
 
 
 def _stored_accuracy(meta: dict, checkpoint: Path) -> str:
@@ -829,12 +861,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
 
     p = _subparser(subs, "eval", cmd_eval, "top-1 / top-5 of a checkpoint on a validation set",
-                   f"example:\n  {PROG} eval --model resnet32x4 --dataset cifar100 --data-root data/cifar100 \\\n"
+                   f"examples:\n  {PROG} eval runs/cifar100/resnet32x4-resnet8x4/ldrld/seed0   (model, dataset: "
+                   "its config.yaml)\n"
+                   f"  {PROG} eval --model resnet32x4 --dataset cifar100 --data-root data/cifar100 \\\n"
                    "      --checkpoint data/teachers/cifar100/resnet32x4_vanilla/ckpt_epoch_240.pth")
-    p.add_argument("--model", required=True, help="model zoo name")
-    p.add_argument("--checkpoint", required=True, help="a .pth/.pt file, or a run folder (its best.pt)")
-    p.add_argument("--dataset", default="cifar100", help="cifar100 | tiny_imagenet | imagenet | synthetic | digits")
-    p.add_argument("--data-root", default=None, help="dataset folder (default: the recipe's data.root)")
+    p.add_argument("run_folder", nargs="?", default=None, metavar="RUN_FOLDER",
+                   help="a run folder: its best.pt (else last.pt), model and data from its config.yaml")
+    p.add_argument("--model", default=None, help="model zoo name (default: the run folder's student)")
+    p.add_argument("--checkpoint", default=None, help="a .pth/.pt file, or a run folder (its best.pt)")
+    p.add_argument("--dataset", default=None, help="cifar100 | tiny_imagenet | imagenet | synthetic | digits "
+                                                   "(default: the run folder's, else cifar100)")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the run's data.root, else the "
+                                                     "recipe's)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--num-classes", type=int, default=None, help="default: the dataset's")
