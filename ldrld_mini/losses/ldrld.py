@@ -259,7 +259,8 @@ def ldrld_loss(
 
 
 class LDRLDLoss(nn.Module):
-    """`nn.Module` form of `ldrld_loss`; options are fixed at construction (`impl="einops"`: the pieces above)."""
+    """`nn.Module` form of `ldrld_loss`; options are fixed at construction. The default `impl="fused"` does not
+    call the pieces above; `impl="einops"` (`loss.impl=einops` in a recipe) trains with them, edits included."""
 
     needs_teacher = True
 
