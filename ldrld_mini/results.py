@@ -23,7 +23,7 @@ __all__ = [
     "Run", "Group", "Scan", "load_run", "load_runs", "scan_runs", "group_runs", "results_table",
     "unfinished_table", "failed_table", "format_results", "epoch_curves", "group_curves", "mean_std",
     "settings_of", "flatten", "paper_number", "VAL_TOP1_KEYS", "t_quantile", "mean_interval", "save_curves_plot",
-    "Curve", "curve_of", "read_curve", "mean_curve",
+    "Curve", "curve_of", "read_curve", "mean_curve", "Published",
 ]
 
 GroupKey = tuple[str, str, str, str]  # (dataset, teacher, student, method)
@@ -374,8 +374,24 @@ def _name_variants(siblings: list[Group]) -> None:
 PaperLookup = Callable[[str, str | None, str, str], float | None]
 
 
-def paper_number(dataset: str, teacher: str | None, student: str, method: str) -> float | None:
-    """The paper's top-1 for this row (from `ldrld_mini.recipes.published`), or None if unknown.
+class Published(float):
+    """A published top-1 (a float) that knows where it comes from: `source` is None for the paper's (or the CRD
+    benchmark's it relays), else (key, citation) of the other source; `others` lists (key, value, citation) of
+    sources that give a different number."""
+
+    source: tuple[str, str] | None = None
+    others: tuple[tuple[str, float, str], ...] = ()
+
+    def __new__(cls, value: float, source: tuple[str, str] | None = None,
+                others: Iterable[tuple[str, float, str]] = ()):
+        number = super().__new__(cls, value)
+        number.source, number.others = source, tuple(others)
+        return number
+
+
+def paper_number(dataset: str, teacher: str | None, student: str, method: str) -> Published | None:
+    """The published top-1 for this row (from `ldrld_mini.recipes.published`), or None if unknown; a `Published`
+    whose `source` names the citation when the number is not the paper's (`published_from` in the recipe).
 
     A vanilla run gets the published accuracy of that model as a student (or else as a teacher).
     """
@@ -384,13 +400,31 @@ def paper_number(dataset: str, teacher: str | None, student: str, method: str) -
     if dataset not in recipes.list_recipes():
         return None
     if method != VANILLA:
-        value = recipes.published(dataset, teacher, student).get(method)
-        return None if value is None else float(value)
+        entry = recipes.published(dataset, teacher, student)
+        if entry.get(method) is None:
+            return None
+        refs = recipes.published_refs(dataset)
+        ref = entry["from"].get(method)
+        others = [(key, float(value), refs.get(key, key)) for key, value in entry["other"].get(method, {}).items()]
+        return Published(float(entry[method]), None if ref is None else (ref, refs.get(ref, ref)), others)
     pairs = recipes.list_pairs(dataset)
     as_student = [recipes.published(dataset, t, s)["student"] for t, s in pairs if s == student]
     as_teacher = [recipes.published(dataset, t, s)["teacher"] for t, s in pairs if t == student]
     known = [v for v in as_student + as_teacher if v is not None]
-    return float(known[0]) if known else None
+    return Published(float(known[0])) if known else None
+
+
+MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def _paper_notes(cited: dict[str, tuple[str, str]], differ: list[str]) -> list[str]:
+    """The lines under a table: what a mark means, and where a second source gives another number."""
+    if not cited and not differ:
+        return []
+    lines = ["", "paper: the LDRLD paper's number (or the CRD benchmark's it relays); a marked number is not in the "
+             "paper and comes from the source under the mark."]
+    lines += [f"- {mark} {citation}" for mark, (_, citation) in cited.items()]
+    return lines + [f"- {note}" for note in differ]
 
 
 def _fmt(mean: float, std: float, n: int) -> str:
@@ -409,7 +443,8 @@ def _fmt_diff(ours: float, paper: float | None) -> str:
 
 def results_table(runs: Iterable[Run], *, paper: PaperLookup | None = paper_number) -> str:
     """Markdown table, one row per (dataset, teacher, student, method[, variant]): best/last top-1 over seeds
-    (mean ± sample std) next to the paper's number and the difference."""
+    (mean ± sample std) next to the published number and the difference. A published number from another
+    source than the paper carries a mark (¹, ²...) cited under the table, with any second source that differs."""
     groups = group_runs(runs)
     variants = any(g.variant for g in groups)
     extra = (" setting |", "---|") if variants else ("", "")
@@ -417,6 +452,8 @@ def results_table(runs: Iterable[Run], *, paper: PaperLookup | None = paper_numb
         f"| dataset | teacher → student | method |{extra[0]} seeds | best top-1 | last top-1 | paper | Δ best | Δ last |",
         f"|---|---|---|{extra[1]}---|---|---|---|---|---|",
     ]
+    cited: dict[str, tuple[str, str]] = {}  # mark -> (source key, citation)
+    differ: list[str] = []
     for group in groups:
         dataset, teacher, student, method = group.key
         n = len(group.runs)
@@ -425,12 +462,29 @@ def results_table(runs: Iterable[Run], *, paper: PaperLookup | None = paper_numb
         pair = student if teacher == "-" else f"{teacher} → {student}"
         seeds = str(n) if len(set(group.seeds)) == n else f"{n} (repeated seed!)"
         setting = f" {group.variant or '–'} |" if variants else ""
+        shown = "–" if published is None else f"{published:.2f}" + _mark(getattr(published, "source", None), cited)
+        for key, value, _ in getattr(published, "others", ()):
+            note = f"{pair} {method}: {published:.2f} from the paper; {key} gives {value:.2f}."
+            if note not in differ:
+                differ.append(note)
         lines.append(
             f"| {dataset} | {pair} | {method} |{setting} {seeds} | {_fmt(best_m, best_s, n)} "
-            f"| {_fmt(last_m, last_s, n)} | {'–' if published is None else f'{published:.2f}'} "
+            f"| {_fmt(last_m, last_s, n)} | {shown} "
             f"| {_fmt_diff(best_m, published)} | {_fmt_diff(last_m, published)} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _paper_notes(cited, differ))
+
+
+def _mark(source: tuple[str, str] | None, cited: dict[str, tuple[str, str]]) -> str:
+    """'' for the paper's number, else the mark of its source (a new one the first time a source is cited)."""
+    if source is None:
+        return ""
+    for mark, known in cited.items():
+        if known == source:
+            return mark
+    mark = MARKS[len(cited)] if len(cited) < len(MARKS) else f"[{len(cited) + 1}]"
+    cited[mark] = source
+    return mark
 
 
 METHOD_ORDER = {VANILLA: 0, "kd": 1, "dkd": 2, "ldrld": 3}

@@ -22,7 +22,7 @@ from .loss_options import ENGINE_LOSS_KEYS, LOSS_OPTIONS, loss_option_names
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
     "METHODS", "AMP_MODES", "RECIPES", "load_config", "load_recipe", "list_pairs", "list_recipes",
-    "published", "describe_config", "apply_overrides", "parse_override", "recipe_path", "check_recipe", "ENGINE_LOSS_KEYS",
+    "published", "published_refs", "describe_config", "apply_overrides", "parse_override", "recipe_path", "check_recipe", "ENGINE_LOSS_KEYS",
     "LOSS_OPTIONS", "default_name",
 ]
 
@@ -68,12 +68,20 @@ def list_pairs(dataset: str) -> list[tuple[str, str]]:
 
 
 def published(dataset: str, teacher: str, student: str) -> dict:
-    """Published top-1 (%) of a pair: keys teacher, student, kd, dkd, ldrld (None: unknown) and source."""
+    """Published top-1 (%) of a pair: keys teacher, student, kd, dkd, ldrld (None: unknown) and source; `from`
+    maps a number taken from another source than the paper (or the CRD benchmark it relays) to that source's key
+    in `published_refs(dataset)`, `other` a number to {source: its differing value}."""
     pair = _find_pair(_read_recipe(dataset), teacher, student)
     if pair is None:
-        return {**{k: None for k in PUBLISHED_KEYS}, "source": "not a pair of the recipe"}
+        return {**{k: None for k in PUBLISHED_KEYS}, "source": "not a pair of the recipe", "from": {}, "other": {}}
     numbers = pair.get("published") or {}
-    return {**{k: numbers.get(k) for k in PUBLISHED_KEYS}, "source": pair.get("published_source", "")}
+    return {**{k: numbers.get(k) for k in PUBLISHED_KEYS}, "source": pair.get("published_source", ""),
+            "from": dict(pair.get("published_from") or {}), "other": copy.deepcopy(pair.get("published_other") or {})}
+
+
+def published_refs(dataset: str) -> dict[str, str]:
+    """The citation of each source a recipe's `published_from` / `published_other` names ({} if none)."""
+    return dict(_read_recipe(dataset).get("published_refs") or {})
 
 
 def describe_config(cfg: Config, width: int = 110) -> str:
