@@ -23,7 +23,6 @@ as P CUDA streams in one process and as P processes.
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
 import math
@@ -45,8 +44,11 @@ from ldrld_mini.data.transforms import test_transform, train_transform
 from ldrld_mini.losses import build_loss, ce_loss
 from ldrld_mini.losses.reference import ldrld_masked
 from ldrld_mini.models import build_model
+from ldrld_mini.models.evaluate import topk_correct
+from ldrld_mini.profiling import environment
 from ldrld_mini.train.fast import FastDistiller
 from ldrld_mini.train.loop import evaluate, train_one_epoch
+from ldrld_mini.train.teacher import freeze
 
 CIFAR = get_info("cifar100")
 CIFAR_TRAIN, CIFAR_VAL = 50_000, 10_000
@@ -81,11 +83,8 @@ def public_style_dataset(images, labels, train: bool):
 def make_models(args, device, seed: int = 0):
     """(teacher frozen in eval mode, student), both on `device`, seeded."""
     torch.manual_seed(seed)
-    teacher = build_model(args.teacher, num_classes=args.num_classes).to(device).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = build_model(args.student, num_classes=args.num_classes).to(device)
-    return teacher, student
+    teacher = freeze(build_model(args.teacher, num_classes=args.num_classes).to(device))
+    return teacher, build_model(args.student, num_classes=args.num_classes).to(device)
 
 
 def make_sgd(student, lr: float = 0.05):
@@ -119,16 +118,8 @@ def public_criterion(method: str):
     raise ValueError(f"method={method!r} has no public-code criterion here; use kd or ldrld.")
 
 
-def public_accuracy(output, target, topk=(1, 5)):
-    """CRD's `accuracy` helper (percent, as tensors)."""
-    maxk, batch = max(topk), target.size(0)
-    _, pred = output.topk(maxk, 1, True, True)
-    correct = pred.t().eq(target.view(1, -1).expand_as(pred.t()))
-    return [correct[:k].reshape(-1).float().sum(0, keepdim=True).mul_(100.0 / batch) for k in topk]
-
-
 def public_steps(batches, teacher, student, criterion, optimizer, device, meters):
-    """CRD's train_distill body: fp32, `.item()` and accuracy every step."""
+    """CRD's train_distill body: fp32, `.item()` and top-1/top-5 every step (its `accuracy` helper's topk)."""
     student.train()
     for images, labels in batches:
         images, labels = images.float().to(device), labels.to(device)
@@ -136,8 +127,7 @@ def public_steps(batches, teacher, student, criterion, optimizer, device, meters
             logits_t = teacher(images)
         logits_s = student(images)
         loss = criterion(logits_s, logits_t, labels)
-        acc1, acc5 = public_accuracy(logits_s, labels)
-        meters.append((loss.item(), acc1[0], acc5[0]))
+        meters.append((loss.item(), *topk_correct(logits_s, labels)))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -152,9 +142,9 @@ def measure_path(path: str, method: str, args, device, data, val, compile_mode: 
     optimizer = make_sgd(student)
     t_setup = time.perf_counter()
     if path == "fast":
-        run = _fast_runner(method, args, device, data, teacher, student, optimizer, compile_mode)
+        run, precision, graphs = _fast_runner(method, args, device, data, teacher, student, optimizer, compile_mode)
     else:
-        run = _loader_runner(path, method, args, device, data, teacher, student, optimizer)
+        run, precision, graphs = _loader_runner(path, method, args, device, data, teacher, student, optimizer), "fp32", "no"
     run(args.warmup)
     sync(device)
     setup = time.perf_counter() - t_setup
@@ -167,20 +157,10 @@ def measure_path(path: str, method: str, args, device, data, val, compile_mode: 
     steps_per_epoch = math.ceil(CIFAR_TRAIN / args.batch_size)
     projected_min = args.epochs * (steps_per_epoch * ms / 1e3 + eval_s) / 60
     return {"path": path if compile_mode == "none" else f"fast+compile({compile_mode})", "method": method,
-            "precision": run.precision, "graphs": run.graphs, "ms_per_step": ms,
+            "precision": precision, "graphs": graphs, "ms_per_step": ms,
             "host_cpu_ms_per_step": 1e3 * cpu / args.steps,
             "images_per_s": args.batch_size * args.steps / elapsed, "eval_s_per_epoch": eval_s,
             "projected_min": projected_min, "setup_s": setup}
-
-
-class _Runner:
-    """A callable `run(n_steps)` with labels for the table."""
-
-    def __init__(self, fn, precision: str, graphs: str):
-        self.fn, self.precision, self.graphs = fn, precision, graphs
-
-    def __call__(self, n: int):
-        return self.fn(n)
 
 
 def _loader_runner(path, method, args, device, data, teacher, student, optimizer):
@@ -194,13 +174,11 @@ def _loader_runner(path, method, args, device, data, teacher, student, optimizer
     batches = _forever(loader)
     if path == "baseline":
         criterion, meters = public_criterion(method), []
-        fn = lambda n: public_steps(itertools.islice(batches, n), teacher, student, criterion, optimizer,  # noqa: E731
-                                    device, meters)
-    else:
-        loss_fn = build_loss(method)
-        fn = lambda n: train_one_epoch(student, itertools.islice(batches, n), loss_fn, optimizer, epoch=1,  # noqa: E731
-                                       teacher=teacher, device=device)
-    return _Runner(fn, "fp32", "no")
+        return lambda n: public_steps(itertools.islice(batches, n), teacher, student, criterion, optimizer, device,
+                                      meters)
+    loss_fn = build_loss(method)
+    return lambda n: train_one_epoch(student, itertools.islice(batches, n), loss_fn, optimizer, epoch=1,
+                                     teacher=teacher, device=device)
 
 
 def _forever(loader):
@@ -215,8 +193,8 @@ def _fast_runner(method, args, device, data, teacher, student, optimizer, compil
     fast = FastDistiller(student, teacher, build_loss(method), optimizer, device=device,
                          compile_models=compile_mode == "all", compile_loss=compile_mode in ("loss", "all"))
     epoch = itertools.count(1)
-    fn = lambda n: fast.train_epoch(loader, epoch=next(epoch), lr=0.05, max_steps=n)  # noqa: E731
-    return _Runner(fn, fast.amp if fast.amp != "none" else "fp32", "yes" if fast.graphs else "no")
+    return (lambda n: fast.train_epoch(loader, epoch=next(epoch), lr=0.05, max_steps=n),
+            fast.amp if fast.amp != "none" else "fp32", "yes" if fast.graphs else "no")
 
 
 def measure_eval(path, args, device, val, student) -> float:
@@ -243,19 +221,23 @@ def measure_eval(path, args, device, val, student) -> float:
 # ----------------------------------------------------------------------------------------------------------
 # several runs on one GPU
 
+def warm_fast_ldrld(args, device, data, seed: int):
+    """A fast LDRLD run on a DeviceLoader of `data` after `args.warmup` steps: (FastDistiller, endless batches)."""
+    teacher, student = make_models(args, device, seed=seed)
+    loader = DeviceLoader(*data, batch_size=args.batch_size, mean=CIFAR.mean, std=CIFAR.std, seed=seed, device=device)
+    fast = FastDistiller(student, teacher, build_loss("ldrld"), make_sgd(student), device=device)
+    fast.train_epoch(loader, epoch=1, lr=0.05, max_steps=args.warmup)
+    return fast, _forever(loader)
+
+
 def measure_streams(args, device, data, parallel: int) -> dict:
     """Total images/s of `parallel` fast LDRLD runs, one CUDA stream each, stepped round-robin."""
-    images, labels = data
     runs = []
     for i in range(parallel):
-        teacher, student = make_models(args, device, seed=i)
         stream = torch.cuda.Stream(device)
-        loader = DeviceLoader(images, labels, batch_size=args.batch_size, mean=CIFAR.mean, std=CIFAR.std,
-                              seed=i, device=device)
         with torch.cuda.stream(stream):
-            fast = FastDistiller(student, teacher, build_loss("ldrld"), make_sgd(student), device=device)
-            fast.train_epoch(loader, epoch=1, lr=0.05, max_steps=args.warmup)
-        runs.append((fast, stream, _forever(loader)))
+            fast, batches = warm_fast_ldrld(args, device, data, seed=i)
+        runs.append((fast, stream, batches))
     sync(device)
     start = time.perf_counter()
     for _ in range(args.steps):
@@ -300,13 +282,8 @@ def barrier_worker(args) -> None:
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     folder = Path(args.barrier)
-    images, labels = synthetic_cifar(args.train_size, args.num_classes, seed=args.rank)
-    teacher, student = make_models(args, device, seed=args.rank)
-    loader = DeviceLoader(images, labels, batch_size=args.batch_size, mean=CIFAR.mean, std=CIFAR.std,
-                          seed=args.rank, device=device)
-    fast = FastDistiller(student, teacher, build_loss("ldrld"), make_sgd(student), device=device)
-    fast.train_epoch(loader, epoch=1, lr=0.05, max_steps=args.warmup)
-    batches = _forever(loader)
+    data = synthetic_cifar(args.train_size, args.num_classes, seed=args.rank)
+    fast, batches = warm_fast_ldrld(args, device, data, seed=args.rank)
     sync(device)
     (folder / f"ready{args.rank}").touch()
     parent, deadline = os.getppid(), time.monotonic() + 600
@@ -325,30 +302,6 @@ def barrier_worker(args) -> None:
 
 # ----------------------------------------------------------------------------------------------------------
 # the report
-
-def git_commit() -> str:
-    """`$LDRLD_COMMIT` if set (a copy without .git), else the checkout's short commit (+ uncommitted mark)."""
-    if os.environ.get("LDRLD_COMMIT"):
-        return os.environ["LDRLD_COMMIT"]
-    root = Path(__file__).resolve().parents[1]
-    try:
-        run = lambda *cmd: subprocess.run(cmd, cwd=root, capture_output=True, text=True,  # noqa: E731
-                                          check=True).stdout.strip()
-        commit = run("git", "rev-parse", "--short", "HEAD")
-        dirty = run("git", "status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout; set LDRLD_COMMIT)"
-    return commit + (" (with uncommitted changes)" if dirty else "")
-
-
-def environment(device) -> dict:
-    """Commit, torch version, device name, date: what a table must be recorded with."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average " \
-        f"{os.getloadavg()[0]:.1f} at the end)"
-    return {"commit": git_commit(), "device": name, "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
 
 def format_table(rows: list[dict], env: dict, args) -> str:
     """The Markdown report: environment, one row per (path, method), the targets."""
