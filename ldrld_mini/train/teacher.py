@@ -17,8 +17,8 @@ from torch import nn
 from ..recipes import Config
 from ..runfolder import OVERWRITE_HINT, read_json
 
-__all__ = ["resolve_checkpoint", "names_run_folder", "teacher_checkpoint_path", "check_teacher_checkpoint", "load_teacher", "freeze",
-           "TEACHER_RECORD", "teacher_identity", "check_teacher_identity"]
+__all__ = ["resolve_checkpoint", "names_run_folder", "teacher_checkpoint_path", "check_teacher_checkpoint",
+           "load_teacher", "freeze", "TEACHER_RECORD", "teacher_identity", "check_teacher_identity"]
 
 PROG = "ldrld-mini"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar")
