@@ -259,12 +259,13 @@ def packaged_teacher(settings: DemoSettings, path: Path = TEACHER_FILE) -> Path 
 def _teacher_accuracy(settings: DemoSettings, checkpoint: Path) -> float:
     """Val top-1 (%) of the teacher in `checkpoint` (a .pt file or a run folder), measured here."""
     from ldrld_mini.models import build_model, load_checkpoint
+    from ldrld_mini.models.evaluate import topk_correct
     from ldrld_mini.train.teacher import resolve_checkpoint
 
     model = build_model(settings.teacher, num_classes=settings.num_classes, dataset="synthetic")
     load_checkpoint(model, resolve_checkpoint(checkpoint))
     logits, labels = val_logits(model, settings)
-    return 100.0 * float((logits.argmax(1) == labels).double().mean())
+    return 100.0 * (int(topk_correct(logits, labels, ks=(1,))[0]) / len(labels))
 
 
 def prepare_teacher(settings: DemoSettings, out_dir: str | Path, *, retrain: bool = False,
