@@ -63,7 +63,7 @@ def ldrld_reference(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 
     teacher_all = logits_teacher.detach()
     batch, num_classes = logits_student.shape
     local_sum = logits_student.new_zeros(())
-    rest_sum = logits_student.new_zeros(())
+    remaining_sum = logits_student.new_zeros(())
     for row in range(batch):
         student, teacher = logits_student[row], teacher_all[row]
         ranking = student if rank_by == "student" else teacher
@@ -87,8 +87,8 @@ def ldrld_reference(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 
         if not remaining and remaining_at_full_k == "full_kd":
             remaining = list(range(num_classes))  # the public code's mask selects nothing: all C classes
         if remaining:
-            rest_sum = rest_sum + local_kl(student, teacher, remaining, temperature)
-    return local_sum / batch, rest_sum / batch
+            remaining_sum = remaining_sum + local_kl(student, teacher, remaining, temperature)
+    return local_sum / batch, remaining_sum / batch
 
 
 def ldrld_masked(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7, temperature: float = 4.0,
@@ -125,5 +125,5 @@ def ldrld_masked(logits_student: Tensor, logits_teacher: Tensor, *, k: int = 7, 
     local = local / len(groups)
     in_top = torch.zeros_like(logits_student).scatter_(1, top, 1.0)
     full_kd = remaining_at_full_k == "full_kd"
-    rest = masked_kl(1.0 - in_top) if k < num_classes or full_kd else logits_student.new_zeros(())
-    return local, rest
+    remaining = masked_kl(1.0 - in_top) if k < num_classes or full_kd else logits_student.new_zeros(())
+    return local, remaining
