@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Mutation:
-    module: str  # the table's row: engine, results, recipes, checkpoints, cli, demo
+    module: str  # the table's row: engine, results, recipes, checkpoints, checks, cli, demo
     file: str  # path relative to the repository root
     old: str  # must occur exactly once in the file
     new: str
@@ -48,6 +48,8 @@ SCHEDULE = "ldrld_mini/train/schedule.py"
 RESULTS = "ldrld_mini/results.py"
 RECIPES = "ldrld_mini/recipes/__init__.py"
 CKPT = "ldrld_mini/models/checkpoints.py"
+CHECKS = "ldrld_mini/train/checks.py"
+TEACHER = "ldrld_mini/train/teacher.py"
 CLI = "ldrld_mini/cli.py"
 DEMO = "ldrld_mini/demo.py"
 CLI_TESTS = ("tests/test_cli.py", "tests/test_mutation_survivors.py", "-k",
@@ -131,6 +133,19 @@ MUTATIONS = [
       "bad = set(diff.unexpected)", ("tests/test_models.py",), "strict=False loads wrongly shaped tensors"),
     M("checkpoints", CKPT, "    if path.is_dir():\n", "    if False:\n",
       ("tests/test_models.py", "tests/test_mutation_survivors.py"), "a folder passed as checkpoint gives torch's error"),
+    M("checkpoints", CKPT, "        with allowed_globals():\n", "        with contextlib.nullcontext():\n",
+      ("tests/test_models.py", "-k", "crd or pickled"), "the allow-list unused: a CRD file needs --trust-pickle"),
+    M("checkpoints", CKPT, 'return "; ".join(err.diff.kinds()) if isinstance(err, KeyMismatchError) else',
+      'return "" if isinstance(err, KeyMismatchError) else',
+      ("tests/test_downloads.py", "-k", "strictly"), "the teacher check does not name the keys that do not fit"),
+    # ---- train/checks.py, train/teacher.py: the pre-run checks the engine and the CLI share
+    M("checks", CHECKS, 'raise ValueError(f"{option} {name!r}: {err}") from None', "raise",
+      ("tests/test_checks.py",), "an unknown model name's error does not name the option"),
+    M("checks", TEACHER, "    if not path.is_file():\n        raise _missing_teacher(",
+      "    if False:\n        raise _missing_teacher(",
+      ("tests/test_checks.py", "-k", "missing_teacher"), "a missing teacher file gets the loader's error, no fix"),
+    M("checks", TEACHER, "        raise _missing_teacher(cfg, where) from None\n", "        raise\n",
+      ("tests/test_checks.py", "-k", "empty_teacher"), "an empty teacher run folder: no word on training it"),
     # ---- cli.py
     M("cli", CLI, "if not 0 <= args.seed < SEED_LIMIT:", "if not 0 <= args.seed <= SEED_LIMIT:",
       CLI_TESTS, "--seed upper bound off by one"),
@@ -144,6 +159,8 @@ MUTATIONS = [
       CLI_TESTS, "repeated ablation seeds accepted"),
     M("cli", CLI, "return shlex.join(launcher + words", 'return " ".join(launcher + words',
       CLI_TESTS, "printed commands not shell-quoted"),
+    M("cli", CLI, "options = {**(cfg.data.options if cfg and dataset == cfg.dataset else {}),",
+      "options = {**({}),", ("tests/test_eval_run_folder.py",), "eval RUN_FOLDER ignores the run's data options"),
     # ---- demo.py
     M("demo", DEMO, "    if lo > 0:\n", "    if lo >= 0:\n", DEMO_TESTS,
       "an interval touching 0 called resolved"),
