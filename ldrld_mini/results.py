@@ -86,23 +86,22 @@ class Run:
         """(epochs, val top-1 per epoch) read from `metrics.jsonl`."""
         return curve_of(self.metrics)
 
-    @property
-    def best_top1(self) -> float | None:
-        """Best val top-1: from the summary when finished, else the best logged so far."""
-        value = find_key(self.summary or {}, BEST_KEYS, nested=False)
+    def _summary_or_curve(self, keys, pick):
+        value = find_key(self.summary or {}, keys, nested=False)
         if value is not None:
             return float(value)
         values = self.curve[1]
-        return max(values) if values else None
+        return pick(values) if values else None
+
+    @property
+    def best_top1(self) -> float | None:
+        """Best val top-1: from the summary when finished, else the best logged so far."""
+        return self._summary_or_curve(BEST_KEYS, max)
 
     @property
     def last_top1(self) -> float | None:
         """Val top-1 of the last epoch: from the summary when finished, else the last logged."""
-        value = find_key(self.summary or {}, LAST_KEYS, nested=False)
-        if value is not None:
-            return float(value)
-        values = self.curve[1]
-        return values[-1] if values else None
+        return self._summary_or_curve(LAST_KEYS, lambda values: values[-1])
 
 
 def curve_of(metrics: Iterable[dict[str, Any]]) -> tuple[list[int], list[float]]:

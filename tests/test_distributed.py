@@ -99,14 +99,7 @@ def _single(tmp_path, kind):
     return student.state_dict(), summary
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Batch-16 steps of tiny nets gain nothing from intra-op threads; one thread also keeps the timings
-    steady when the CPU is shared (OpenMP spin-waits under contention cost many times the work)."""
-    before = torch.get_num_threads()
-    set_threads(1)  # LDRLD_THREADS overrides (ldrld_mini.rounding)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from torch import nn
 from ldrld_mini.data.device_loader import DeviceLoader
 from ldrld_mini.losses import build_loss
 from ldrld_mini.train.fast import FAST_OVERRIDES, FastDistiller, FastLoss, graph_safe_sgd
-from ldrld_mini.train.loop import autocast, train_one_epoch
+from ldrld_mini.train.loop import forward_loss, train_one_epoch
 from ldrld_mini.train.multirun import RunSpec, format_outcomes, plan_table, run_many
 from ldrld_mini.train.multirun import main as multirun_main
 
@@ -60,15 +60,8 @@ def batch(n=16, size=12, classes=10, seed=1):
 
 
 def standard_forward_backward(student, teacher, loss_fn, images, labels, amp="none", epoch=1):
-    """The body of `loop.train_one_epoch` up to the backward (its autocast, its float32 loss call)."""
-    device = images.device
-    with autocast(device, amp):
-        logits_t = None
-        if teacher is not None:
-            with torch.no_grad():
-                logits_t = teacher(images)
-        logits_s = student(images)
-    parts = loss_fn(logits_s.float(), None if logits_t is None else logits_t.float(), labels, epoch=epoch)
+    """What `loop.train_one_epoch` does up to the backward (its `forward_loss`), then the backward."""
+    _, parts = forward_loss(student, teacher, loss_fn, images, labels, amp=amp, epoch=epoch)
     parts.total.backward()
     return parts
 

@@ -4,7 +4,6 @@ import csv
 import json
 
 import pytest
-import yaml
 
 from ldrld_mini.recipes import load_config
 from ldrld_mini.results import load_run
@@ -22,14 +21,9 @@ def test_the_loss_parts_are_logged_under_their_current_names():
     assert {f"train_{name}" for name in LDRLDParts._fields} >= set(OLD_METRIC_NAMES.values())
 
 
-def test_results_read_an_old_style_metrics_file(tmp_path):
-    cfg = load_config("cifar100", teacher="resnet32x4", student="resnet8x4", method="ldrld",
-                      overrides=["schedule.epochs=2"])
-    run_dir = tmp_path / "old"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+def test_results_read_an_old_style_metrics_file(old_run_folder):
     second = {**OLD_RECORD, "epoch": 2, "train_ldrld": 0.25, "val_top1": 20.0, "best_acc": 20.0}
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (OLD_RECORD, second)))
+    run_dir = old_run_folder([OLD_RECORD, second])
     run = load_run(run_dir)
     assert [r["train_local"] for r in run.metrics] == [0.375, 0.25]
     assert [r["train_remaining"] for r in run.metrics] == [0.5, 0.5]

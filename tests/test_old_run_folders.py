@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from ldrld_mini.recipes import load_config
 from ldrld_mini.results import load_run
@@ -24,14 +23,9 @@ def test_current_names_renames_only_what_is_missing():
     assert {"best_acc": "best_top1", "last_acc": "last_top1"}.items() <= RENAMED.items()
 
 
-def test_results_read_an_old_style_summary(tmp_path):
-    cfg = load_config("cifar100", teacher="resnet32x4", student="resnet8x4", method="ldrld",
-                      overrides=["schedule.epochs=2"])
-    run_dir = tmp_path / "old"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    rows = [{"epoch": 1, "val_top1": 30.0, "best_acc": 30.0}, {"epoch": 2, "val_top1": 20.0, "best_acc": 30.0}]
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+def test_results_read_an_old_style_summary(old_run_folder):
+    run_dir = old_run_folder([{"epoch": 1, "val_top1": 30.0, "best_acc": 30.0},
+                              {"epoch": 2, "val_top1": 20.0, "best_acc": 30.0}])
     # the summary's numbers differ from the curve's, so reading the curve instead would show
     (run_dir / "summary.json").write_text(json.dumps({"best_acc": 31.5, "best_epoch": 1, "last_acc": 21.5,
                                                       "epochs": 2, "seed": 0}))

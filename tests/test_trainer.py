@@ -7,7 +7,6 @@ import torch
 
 from ldrld_mini.models import build_model, load_checkpoint
 from ldrld_mini.recipes import Config, load_config
-from ldrld_mini.rounding import set_threads
 from ldrld_mini.train import fit
 
 TINY = ["data.options.num_classes=10", "data.options.train_per_class=8", "data.options.val_per_class=4",
@@ -29,14 +28,7 @@ def metrics_of(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Batch-16 steps of tiny nets gain nothing from intra-op threads; one thread also keeps the timings
-    steady when the CPU is shared (OpenMP spin-waits under contention cost many times the work)."""
-    before = torch.get_num_threads()
-    set_threads(1)  # LDRLD_THREADS overrides (ldrld_mini.rounding)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,21 @@ def make_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
 
 
+def forward_loss(student, teacher, loss_fn, images, labels, *, amp: str = "none", epoch: int = 1):
+    """One step's forward: both models under autocast (the teacher without grad), the loss in float32.
+
+    Returns `(student logits, loss parts)`; the training step back-propagates `parts.total`.
+    """
+    with autocast(images.device, amp):
+        logits_t = None
+        if teacher is not None:
+            with torch.no_grad():
+                logits_t = teacher(images)
+        logits_s = student(images)
+    parts = loss_fn(logits_s.float(), None if logits_t is None else logits_t.float(), labels, epoch=epoch)
+    return logits_s, parts
+
+
 def train_one_epoch(
     student: nn.Module,
     loader: Iterable,
@@ -55,13 +70,7 @@ def train_one_epoch(
     start = time.perf_counter()
     for step, (images, labels) in enumerate(bar):
         images, labels = to_device(images, labels, device, channels_last)
-        with autocast(device, amp):
-            logits_t = None
-            if teacher is not None:
-                with torch.no_grad():
-                    logits_t = teacher(images)
-            logits_s = student(images)
-        parts = loss_fn(logits_s.float(), None if logits_t is None else logits_t.float(), labels, epoch=epoch)
+        logits_s, parts = forward_loss(student, teacher, loss_fn, images, labels, amp=amp, epoch=epoch)
         loss = parts.total * loss_scale if loss_scale != 1.0 else parts.total
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
