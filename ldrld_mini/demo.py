@@ -127,16 +127,15 @@ def demo_configs(settings: DemoSettings, seed: int, teacher_checkpoint: str | Pa
 def _cached(config, run_dir: Path) -> bool:
     """True when `run_dir` holds a finished run (`results.load_run`) of the same config (runtime-only keys aside)."""
     from ldrld_mini.recipes import Config
-    from ldrld_mini.recipes.config import RUNTIME_KEYS
+    from ldrld_mini.recipes.config import experiment_diff
     from ldrld_mini.results import load_run
-    from ldrld_mini.train.checks import config_diff
 
     try:
         run = load_run(run_dir)
         saved = Config.from_dict(run.config).to_dict()
     except (OSError, ValueError):  # missing or unreadable (RunFileError is a ValueError): train it again
         return False
-    return run.finished and not [k for k in config_diff(saved, config.to_dict()) if k not in RUNTIME_KEYS]
+    return run.finished and not experiment_diff(saved, config.to_dict())
 
 
 # ---------------------------------------------------------------- statistics over seeds

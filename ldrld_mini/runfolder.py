@@ -468,8 +468,7 @@ class RunFolder:
         """ValueError when the saved config.yaml differs from `cfg` (run-time keys aside); RunFileError if
         damaged; nothing when there is none."""
         from .recipes import Config
-        from .recipes.config import RUNTIME_KEYS
-        from .train.checks import config_diff
+        from .recipes.config import experiment_diff
 
         path = self.path / "config.yaml"
         if not path.exists():
@@ -481,7 +480,7 @@ class RunFolder:
             if isinstance(err, RunFileError):
                 raise
             raise RunFileError(f"{str(path)!r} is not a run config ({err}); {fix}.") from None
-        diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
+        diff = experiment_diff(saved, cfg.to_dict())
         if diff:
             raise ValueError(f"cannot resume {str(self.path)!r}: the config differs in {diff}; resume with the "
                              f"options its config.yaml was made with, {OVERWRITE_HINT} with the new ones, or "

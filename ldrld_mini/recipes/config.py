@@ -23,6 +23,27 @@ RUNTIME_KEYS = ("data.root", "data.num_workers", "model.teacher_checkpoint", "tr
                 "train.device", "train.compile", "name")
 
 
+
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts (a tuple equals the same list)."""
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += config_diff(va, vb, f"{prefix}{k}.")
+        elif _as_list(va) != _as_list(vb):
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def experiment_diff(a: dict, b: dict) -> list[str]:
+    """`config_diff` without the RUNTIME_KEYS: the keys in which two runs compute something different."""
+    return [k for k in config_diff(a, b) if k not in RUNTIME_KEYS]
+
+
+def _as_list(v):
+    return list(v) if isinstance(v, tuple) else v
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the data lives and how it is batched; `options` go to the dataset builder as keywords."""

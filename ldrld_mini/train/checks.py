@@ -8,7 +8,7 @@ import torch
 
 from ..recipes import Config
 
-__all__ = ["DEVICE_FIX", "check_device", "check_model_name", "check_config", "num_classes_of", "config_diff"]
+__all__ = ["DEVICE_FIX", "check_device", "check_model_name", "check_config", "num_classes_of"]
 
 DEVICE_FIX = "use --device cpu (train.device=cpu), or auto to take a GPU only when one is there"
 
@@ -72,19 +72,3 @@ def num_classes_of(cfg: Config) -> int:
         return int(cfg.data.options["num_classes"])
     from ..data import DATASETS
     return DATASETS[cfg.dataset].num_classes
-
-
-def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts (a tuple equals the same list)."""
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += config_diff(va, vb, f"{prefix}{k}.")
-        elif _as_list(va) != _as_list(vb):
-            keys.append(f"{prefix}{k}")
-    return keys
-
-
-def _as_list(v):
-    return list(v) if isinstance(v, tuple) else v
