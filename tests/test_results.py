@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from ldrld_mini.recipes import load_config
-from ldrld_mini.results import (epoch_curves, format_results, group_runs, load_run, load_runs, mean_std,
+from ldrld_mini.results import (epoch_curves, mean_curve, format_results, group_runs, load_run, load_runs, mean_std,
                                 paper_number, results_table, unfinished_table)
 
 
@@ -224,3 +224,12 @@ def test_plot_groups_exactly_as_the_table(runs):
     eight = curves["cifar100 resnet32x4→resnet8x4 ldrld [loss.alpha=8.0]"]
     assert eight.num_runs == 1 and eight.mean == [10.0, 20.0, 30.0]
     assert curves["cifar100 resnet32x4→resnet8x4 ldrld [loss.alpha=10.5]"].num_runs == 3
+
+
+def test_mean_curve_keeps_only_the_epochs_every_run_reached():
+    """An interrupted seed (2 of 3 epochs) must not leave epoch 3 averaged over one run or fail on it."""
+    curve = mean_curve([([1, 2, 3], [10.0, 20.0, 30.0]), ([1, 2], [12.0, 24.0])])
+    assert curve.epochs == [1, 2] and curve.mean == [11.0, 22.0]
+    assert curve.std == pytest.approx([statistics.stdev([10, 12]), statistics.stdev([20, 24])])
+    assert mean_curve([]).epochs == []
+
