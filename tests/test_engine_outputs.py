@@ -257,3 +257,11 @@ def test_fast_distiller_scales_the_backward_by_loss_scale():
         assert torch.equal(a, b)
     assert grads_1.abs().max() > 0
     torch.testing.assert_close(grads_half, 0.5 * grads_1, rtol=1e-6, atol=1e-12)
+
+
+def test_evaluate_sums_the_loss_in_a_dtype_the_device_has():
+    from ldrld_mini.models.evaluate import _sum_dtype
+
+    assert _sum_dtype(torch.device("cpu")) == torch.float64
+    assert _sum_dtype(torch.device("mps")) == torch.float32  # MPS cannot hold float64 tensors
+

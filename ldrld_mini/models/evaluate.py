@@ -41,6 +41,11 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] =
     return [hits[:, :min(k, maxk)].any(dim=1).sum() for k in ks]
 
 
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the loss sum on the device, float32 on Apple's MPS (it has no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", *, amp: str = "none",
              channels_last: bool = False, progress: bool | None = None,
@@ -54,7 +59,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=device, dtype=_sum_dtype(device))
     correct = torch.zeros(2, device=device, dtype=torch.int64)  # (top-1, top-5)
     seen = 0
     try:
@@ -64,7 +69,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
             with autocast(device, amp):
                 logits = model(images)
             logits = logits.float()  # (B, C)
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").to(loss_sum.dtype)
             correct += torch.stack(topk_correct(logits, labels))
             seen += labels.shape[0]
     finally:
